@@ -1,0 +1,287 @@
+package analysis
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+	exprruntime "github.com/expr-lang/expr/vm/runtime"
+)
+
+// Input is a shaped query result as conditions see it. Its shape follows Argo Rollouts so
+// existing conditions keep working: `result` is a float64 for a scalar and a []float64 for a
+// vector (so `result[0] >= 0.95` works).
+type Input struct {
+	// Scalar marks a scalar result: Values then holds exactly one value.
+	Scalar bool
+	// Values is one value per series (the last one of each series for a range query).
+	Values []float64
+	// Series are the samples with their labels.
+	Series []Series
+}
+
+// Series is one sample with its labels.
+type Series struct {
+	Labels map[string]string `expr:"labels"`
+	Value  float64           `expr:"value"`
+}
+
+// vectorEnv and scalarEnv are the two typed environments. Compiling against each lets the
+// type checker reject `result[0] + 1` (not a bool) or `result.foo` before any run starts;
+// a single `any`-typed env would defer every such mistake to the first measurement.
+type vectorEnv struct {
+	Result []float64 `expr:"result"`
+	// Value is the single sample's value; reading it when there are several series is an
+	// error rather than a silent pick of the first.
+	Value  float64  `expr:"value"`
+	Series []Series `expr:"series"`
+}
+
+type scalarEnv struct {
+	Result float64  `expr:"result"`
+	Value  float64  `expr:"value"`
+	Series []Series `expr:"series"`
+}
+
+// Condition is a successCondition or failureCondition compiled once, safe for concurrent use.
+type Condition struct {
+	source    string
+	vector    *vm.Program
+	vectorErr error
+	scalar    *vm.Program
+	scalarErr error
+	usesValue bool
+	vms       sync.Pool
+}
+
+// ErrAmbiguousValue is returned when a condition reads `value` but the query returned a
+// number of series other than one.
+var ErrAmbiguousValue = errors.New("condition uses value but the query did not return exactly one series")
+
+// CompileCondition type-checks src for a vector and for a scalar result and requires a
+// bool; it fails when neither shape compiles.
+func CompileCondition(src string) (*Condition, error) {
+	c := &Condition{source: src}
+	c.vector, c.vectorErr = compileFor(src, vectorEnv{})
+	c.scalar, c.scalarErr = compileFor(src, scalarEnv{})
+	if c.vectorErr != nil && c.scalarErr != nil {
+		return nil, fmt.Errorf("condition %q: %w", src, c.vectorErr)
+	}
+	program := c.vector
+	if program == nil {
+		program = c.scalar
+	}
+	node := program.Node()
+	ast.Walk(&node, visitFunc(func(n *ast.Node) {
+		if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == "value" {
+			c.usesValue = true
+		}
+	}))
+	c.vms.New = func() any { return &vm.VM{} }
+	return c, nil
+}
+
+func compileFor(src string, env any) (*vm.Program, error) {
+	return expr.Compile(src,
+		expr.Env(env),
+		expr.AsBool(),
+		expr.Patch(defaultPatcher{}),
+		expr.Function("isNaN", func(p ...any) (any, error) { return math.IsNaN(p[0].(float64)), nil }, new(func(float64) bool)),
+		expr.Function("isInf", func(p ...any) (any, error) { return math.IsInf(p[0].(float64), 0), nil }, new(func(float64) bool)),
+		expr.Function("asFloat", asFloat, new(func(any) float64)),
+		expr.Function("asInt", asInt, new(func(any) int)),
+		expr.Function("default", defaultOf),
+		expr.Function(safeGet, safeFetch),
+	)
+}
+
+// String is the condition's source.
+func (c *Condition) String() string { return c.source }
+
+// Eval runs the condition on in. An expression error (index out of range, a condition
+// written for the other result shape, an ambiguous value) is returned, never a panic.
+func (c *Condition) Eval(in Input) (ok bool, err error) {
+	if c.usesValue && len(in.Series) != 1 {
+		return false, fmt.Errorf("%w (got %d)", ErrAmbiguousValue, len(in.Series))
+	}
+	var value float64
+	if len(in.Values) == 1 {
+		value = in.Values[0]
+	}
+	var (
+		program *vm.Program
+		env     any
+	)
+	if in.Scalar {
+		if c.scalarErr != nil {
+			return false, fmt.Errorf("condition %q on a scalar result: %w", c.source, c.scalarErr)
+		}
+		program, env = c.scalar, &scalarEnv{Result: value, Value: value, Series: in.Series}
+	} else {
+		if c.vectorErr != nil {
+			return false, fmt.Errorf("condition %q on a vector result: %w", c.source, c.vectorErr)
+		}
+		program, env = c.vector, &vectorEnv{Result: in.Values, Value: value, Series: in.Series}
+	}
+	machine := c.vms.Get().(*vm.VM)
+	defer c.vms.Put(machine)
+	defer func() {
+		if r := recover(); r != nil {
+			ok, err = false, fmt.Errorf("evaluating %q: %v", c.source, r)
+		}
+	}()
+	out, err := machine.Run(program, env)
+	if err != nil {
+		return false, fmt.Errorf("evaluating %q: %w", c.source, err)
+	}
+	b, isBool := out.(bool)
+	if !isBool {
+		return false, fmt.Errorf("evaluating %q: returned %T, not bool", c.source, out)
+	}
+	return b, nil
+}
+
+// CompileCache compiles each distinct condition once for the whole process: thousands of
+// runs of one template share one program.
+type CompileCache struct {
+	mu    sync.Mutex
+	items map[string]compiled
+	max   int
+}
+
+type compiled struct {
+	c   *Condition
+	err error
+}
+
+// NewCompileCache bounds the cache to max distinct sources; past that it starts over,
+// which costs a recompile, never a wrong answer.
+func NewCompileCache(max int) *CompileCache {
+	return &CompileCache{items: map[string]compiled{}, max: max}
+}
+
+// Get returns the compiled condition for src, compiling it on first use.
+func (cc *CompileCache) Get(src string) (*Condition, error) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if it, ok := cc.items[src]; ok {
+		return it.c, it.err
+	}
+	if len(cc.items) >= cc.max {
+		clear(cc.items)
+	}
+	c, err := CompileCondition(src)
+	cc.items[src] = compiled{c, err}
+	return c, err
+}
+
+const safeGet = "__promgateSafeGet"
+
+// defaultPatcher rewrites the first argument of default(x, d) so that indexing and member
+// access inside x yield nil instead of an error: default(result[0], 0) on an empty vector
+// gives 0, which is what users mean (Argo Rollouts fails the index before default runs).
+type defaultPatcher struct{}
+
+func (defaultPatcher) Visit(node *ast.Node) {
+	call, ok := (*node).(*ast.CallNode)
+	if !ok || len(call.Arguments) != 2 {
+		return
+	}
+	if id, ok := call.Callee.(*ast.IdentifierNode); !ok || id.Value != "default" {
+		return
+	}
+	ast.Walk(&call.Arguments[0], visitFunc(func(n *ast.Node) {
+		m, ok := (*n).(*ast.MemberNode)
+		if !ok || m.Method {
+			return
+		}
+		ast.Patch(n, &ast.CallNode{
+			Callee:    &ast.IdentifierNode{Value: safeGet},
+			Arguments: []ast.Node{m.Node, m.Property},
+		})
+	}))
+}
+
+type visitFunc func(*ast.Node)
+
+func (f visitFunc) Visit(n *ast.Node) { f(n) }
+
+func safeFetch(p ...any) (out any, err error) {
+	defer func() {
+		if recover() != nil {
+			out, err = nil, nil
+		}
+	}()
+	if p[0] == nil {
+		return nil, nil
+	}
+	return exprruntime.Fetch(p[0], p[1]), nil
+}
+
+// defaultOf returns d when x is missing: nil, NaN, ±Inf or an empty list.
+func defaultOf(p ...any) (any, error) {
+	if len(p) != 2 {
+		return nil, fmt.Errorf("default takes 2 arguments, got %d", len(p))
+	}
+	switch x := p[0].(type) {
+	case nil:
+		return p[1], nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return p[1], nil
+		}
+	case []float64:
+		if len(x) == 0 {
+			return p[1], nil
+		}
+	case []any:
+		if len(x) == 0 {
+			return p[1], nil
+		}
+	case string:
+		if x == "" {
+			return p[1], nil
+		}
+	}
+	return p[0], nil
+}
+
+func asFloat(p ...any) (any, error) {
+	switch x := p[0].(type) {
+	case float64:
+		return x, nil
+	case int:
+		return float64(x), nil
+	case string:
+		f, err := strconv.ParseFloat(x, 64)
+		if err != nil {
+			return nil, fmt.Errorf("asFloat(%q): %w", x, err)
+		}
+		return f, nil
+	}
+	return nil, fmt.Errorf("asFloat: cannot convert %T", p[0])
+}
+
+func asInt(p ...any) (any, error) {
+	switch x := p[0].(type) {
+	case int:
+		return x, nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("asInt(%v): not a finite number", x)
+		}
+		return int(x), nil
+	case string:
+		i, err := strconv.Atoi(x)
+		if err != nil {
+			return nil, fmt.Errorf("asInt(%q): %w", x, err)
+		}
+		return i, nil
+	}
+	return nil, fmt.Errorf("asInt: cannot convert %T", p[0])
+}

@@ -1,0 +1,418 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// RolloutSpec is the release policy for an existing workload. The workload is not
+// replaced: the Rollout works beside it, as OpenKruise Rollouts does.
+type RolloutSpec struct {
+	// WorkloadRef is the Deployment this Rollout releases.
+	WorkloadRef WorkloadRef `json:"workloadRef"`
+	// Strategy is how a new revision is released.
+	Strategy RolloutStrategy `json:"strategy"`
+	// Analysis runs in the background across steps; its verdict is handled like a step's.
+	// +optional
+	Analysis *BackgroundAnalysis `json:"analysis,omitempty"`
+	// AbortOn aborts a release when a matching Alertmanager alert fires.
+	// +optional
+	AbortOn *AbortOn `json:"abortOn,omitempty"`
+	// ReleaseWindow holds new revisions until the window opens and, inside it, promotes
+	// through pauses without a human.
+	// +optional
+	ReleaseWindow *ReleaseWindow `json:"releaseWindow,omitempty"`
+	// Disabled stops managing the workload: a release in progress is undone (Deployment,
+	// Services and routes restored) and new revisions roll out as plain Deployments do.
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// WorkloadRef names the workload in the Rollout's namespace.
+// +kubebuilder:validation:XValidation:rule="self.apiVersion == 'apps/v1' && self.kind == 'Deployment'",message="only apps/v1 Deployment is supported"
+type WorkloadRef struct {
+	// APIVersion of the workload: apps/v1.
+	APIVersion string `json:"apiVersion"`
+	// Kind of the workload: Deployment.
+	Kind string `json:"kind"`
+	// Name of the workload.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+}
+
+// RolloutStrategy holds exactly one strategy.
+// +kubebuilder:validation:XValidation:rule="(has(self.blueGreen) ? 1 : 0) + (has(self.canary) ? 1 : 0) == 1",message="exactly one of blueGreen and canary must be set"
+type RolloutStrategy struct {
+	// BlueGreen runs the new version at full size beside the old one and moves traffic.
+	// +optional
+	BlueGreen *ReleaseStrategy `json:"blueGreen,omitempty"`
+	// Canary adds new-version pods in batches and moves traffic by weight or header.
+	// +optional
+	Canary *ReleaseStrategy `json:"canary,omitempty"`
+}
+
+// ReleaseStrategy is the steps and traffic routing shared by blue-green and canary.
+type ReleaseStrategy struct {
+	// Steps are walked in order, 1-based.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	Steps []RolloutStep `json:"steps"`
+	// TrafficRoutings are the Services, Ingresses and HTTPRoutes whose traffic moves.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	TrafficRoutings []TrafficRouting `json:"trafficRoutings,omitempty"`
+	// AbortScaleDown scales the new version's pods away after an abort. Default false:
+	// they are kept for diagnosis, with no traffic.
+	// +optional
+	AbortScaleDown bool `json:"abortScaleDown,omitempty"`
+}
+
+// RolloutStep is one stage of a release.
+type RolloutStep struct {
+	// Replicas of the new version, a count or a percentage of the workload's replicas.
+	// Default: the previous step's, or 100% for blue-green and 1 for canary at step 1.
+	// The controller rejects a negative count or a percentage over 100% with a condition
+	// naming the step (a CEL rule here would exceed the API server's cost budget).
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	Replicas *intstr.IntOrString `json:"replicas,omitempty"`
+	// Traffic is the share of requests sent to the new version, "0%" to "100%". Unset:
+	// unchanged from the previous step (0% at step 1).
+	// +optional
+	// +kubebuilder:validation:Pattern=`^(100|[1-9]?[0-9])%$`
+	Traffic *string `json:"traffic,omitempty"`
+	// Matches send requests carrying these headers to the new version whatever the
+	// weight, e.g. X-Canary: always.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	Matches []HTTPRouteMatch `json:"matches,omitempty"`
+	// Pause waits after the step's analysis: {} for a human (or an open release window),
+	// {duration: 30s} for a fixed time. Unset: no pause.
+	// +optional
+	Pause *RolloutPause `json:"pause,omitempty"`
+	// Analysis measures the new version at this step; its verdict moves the release.
+	// +optional
+	Analysis *RolloutAnalysis `json:"analysis,omitempty"`
+}
+
+// HTTPRouteMatch is a set of header matches that must all hold.
+type HTTPRouteMatch struct {
+	// Headers that must all match.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=10
+	Headers []HeaderMatch `json:"headers"`
+}
+
+// HeaderMatch matches one request header.
+type HeaderMatch struct {
+	// Type is Exact (default) or RegularExpression.
+	// +optional
+	// +kubebuilder:validation:Enum=Exact;RegularExpression
+	// +kubebuilder:default=Exact
+	Type string `json:"type,omitempty"`
+	// Name of the header.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Value to match.
+	Value string `json:"value"`
+}
+
+// RolloutPause is a wait within a step.
+type RolloutPause struct {
+	// Duration to wait; unset waits for a human or an open release window.
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+}
+
+// RolloutAnalysis names the templates measured for a step, and their args.
+type RolloutAnalysis struct {
+	// Templates whose metrics form one AnalysisRun.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=10
+	Templates []RolloutAnalysisTemplate `json:"templates"`
+	// Args supply template args. Built-ins are always available: namespace, rollout,
+	// service, stable-hash and canary-hash.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	Args []AnalysisRunArgument `json:"args,omitempty"`
+}
+
+// BackgroundAnalysis is analysis that runs across steps.
+type BackgroundAnalysis struct {
+	RolloutAnalysis `json:",inline"`
+	// StartingStep is the 1-based step at which it starts. Default 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	StartingStep *int32 `json:"startingStep,omitempty"`
+}
+
+// RolloutAnalysisTemplate references an AnalysisTemplate or ClusterAnalysisTemplate.
+type RolloutAnalysisTemplate struct {
+	// TemplateName is the template's name.
+	// +kubebuilder:validation:MinLength=1
+	TemplateName string `json:"templateName"`
+	// ClusterScope selects a ClusterAnalysisTemplate.
+	// +optional
+	ClusterScope bool `json:"clusterScope,omitempty"`
+}
+
+// AnalysisRunArgument supplies one template arg.
+// +kubebuilder:validation:XValidation:rule="(has(self.value) ? 1 : 0) + (has(self.valueFrom) ? 1 : 0) == 1",message="exactly one of value and valueFrom must be set"
+type AnalysisRunArgument struct {
+	// Name of the template arg.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Value is a literal.
+	// +optional
+	Value *string `json:"value,omitempty"`
+	// ValueFrom takes the value from a Secret or from the release.
+	// +optional
+	ValueFrom *AnalysisRunArgumentValueFrom `json:"valueFrom,omitempty"`
+}
+
+// AnalysisRunArgumentValueFrom is where a Rollout arg's value comes from.
+// +kubebuilder:validation:XValidation:rule="(has(self.secretKeyRef) ? 1 : 0) + (has(self.podTemplateHashValue) ? 1 : 0) == 1",message="exactly one of secretKeyRef and podTemplateHashValue must be set"
+type AnalysisRunArgumentValueFrom struct {
+	// SecretKeyRef reads a Secret key in the Rollout's namespace (masked everywhere).
+	// +optional
+	SecretKeyRef *SecretKeySelector `json:"secretKeyRef,omitempty"`
+	// PodTemplateHashValue is Stable or Canary: that revision's pod-template-hash.
+	// +optional
+	// +kubebuilder:validation:Enum=Stable;Canary
+	PodTemplateHashValue string `json:"podTemplateHashValue,omitempty"`
+}
+
+// TrafficRouting is one entry point whose traffic the release moves.
+// +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.gateway))",message="ingress and gateway are mutually exclusive in one traffic routing"
+type TrafficRouting struct {
+	// Service is the stable Service. Its selector is pinned to the stable revision during
+	// a release and a "<service>-canary" copy selects the new one.
+	// +kubebuilder:validation:MinLength=1
+	Service string `json:"service"`
+	// Ingress routes with an ingress-nginx canary Ingress (canary-weight, canary-by-header).
+	// +optional
+	Ingress *IngressTrafficRouting `json:"ingress,omitempty"`
+	// Gateway routes with Gateway API HTTPRoute backend weights and header matches.
+	// +optional
+	Gateway *GatewayTrafficRouting `json:"gateway,omitempty"`
+	// GracePeriodSeconds waits after a traffic change before the next action, for proxies
+	// to catch up. Default 0.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=600
+	GracePeriodSeconds int32 `json:"gracePeriodSeconds,omitempty"`
+}
+
+// IngressTrafficRouting names the Ingress in front of the Service.
+type IngressTrafficRouting struct {
+	// Name of the user's Ingress; a "<name>-canary" Ingress is generated beside it.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// ClassType is the controller implementation. Only nginx.
+	// +optional
+	// +kubebuilder:validation:Enum=nginx
+	// +kubebuilder:default=nginx
+	ClassType string `json:"classType,omitempty"`
+}
+
+// GatewayTrafficRouting names the HTTPRoute in front of the Service.
+type GatewayTrafficRouting struct {
+	// HTTPRouteName is the HTTPRoute whose backendRefs get weights.
+	// +kubebuilder:validation:MinLength=1
+	HTTPRouteName string `json:"httpRouteName"`
+}
+
+// AbortOn aborts a release on alerts.
+type AbortOn struct {
+	// Alerts are matcher sets: a firing alert aborts the release when it matches every
+	// matcher of at least one set.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Alerts []AlertMatcherSet `json:"alerts,omitempty"`
+	// Alertmanager lets the controller poll Alertmanager's v2 alerts API on each step
+	// tick, so a lost webhook cannot let a release through.
+	// +optional
+	Alertmanager *AlertmanagerPull `json:"alertmanager,omitempty"`
+}
+
+// AlertMatcherSet is a list of Prometheus label matchers that must all match.
+type AlertMatcherSet struct {
+	// Matchers in Prometheus syntax: name="value", name!="value", name=~"regex",
+	// name!~"regex".
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	Matchers []string `json:"matchers"`
+}
+
+// AlertmanagerPull is pull mode for alert aborts.
+type AlertmanagerPull struct {
+	// Address is Alertmanager's base URL, e.g. http://alertmanager.monitoring:9093.
+	// +kubebuilder:validation:MinLength=1
+	Address string `json:"address"`
+}
+
+// ReleaseWindowClosePolicy says what happens when a window closes mid-release.
+// +kubebuilder:validation:Enum=Hold;Abort
+type ReleaseWindowClosePolicy string
+
+const (
+	// WindowHold stays at the current step until the next window.
+	WindowHold ReleaseWindowClosePolicy = "Hold"
+	// WindowAbort jumps back to step 1: all traffic on the stable version.
+	WindowAbort ReleaseWindowClosePolicy = "Abort"
+)
+
+// ReleaseWindow is when unattended releases may proceed.
+type ReleaseWindow struct {
+	// Schedule is a cron expression (5 fields, or descriptors such as @daily) for when
+	// the window opens.
+	// +kubebuilder:validation:MinLength=1
+	Schedule string `json:"schedule"`
+	// Duration is how long the window stays open.
+	Duration metav1.Duration `json:"duration"`
+	// TimeZone is an IANA zone such as Europe/Paris. Default UTC.
+	// +optional
+	// +kubebuilder:default=UTC
+	TimeZone string `json:"timeZone,omitempty"`
+	// OnClose is Hold (default) or Abort.
+	// +optional
+	// +kubebuilder:default=Hold
+	OnClose ReleaseWindowClosePolicy `json:"onClose,omitempty"`
+}
+
+// RolloutPhase is where the Rollout is.
+// +kubebuilder:validation:Enum=Initial;Healthy;Progressing;Paused;Completed;Aborted;Cancelled;Disabled;Terminating
+type RolloutPhase string
+
+const (
+	// RolloutPhaseInitial has not looked at the workload yet.
+	RolloutPhaseInitial RolloutPhase = "Initial"
+	// RolloutPhaseHealthy watches a workload with no release in progress.
+	RolloutPhaseHealthy RolloutPhase = "Healthy"
+	// RolloutPhaseProgressing is releasing.
+	RolloutPhaseProgressing RolloutPhase = "Progressing"
+	// RolloutPhasePaused waits for a human, a window or an inconclusive analysis.
+	RolloutPhasePaused RolloutPhase = "Paused"
+	// RolloutPhaseCompleted finished the last release.
+	RolloutPhaseCompleted RolloutPhase = "Completed"
+	// RolloutPhaseAborted went back to step 1: all traffic on the stable version.
+	RolloutPhaseAborted RolloutPhase = "Aborted"
+	// RolloutPhaseCancelled saw the workload reverted to the stable revision.
+	RolloutPhaseCancelled RolloutPhase = "Cancelled"
+	// RolloutPhaseDisabled does not manage the workload.
+	RolloutPhaseDisabled RolloutPhase = "Disabled"
+	// RolloutPhaseTerminating restores everything before the Rollout goes away.
+	RolloutPhaseTerminating RolloutPhase = "Terminating"
+)
+
+// StepState is where the current step is.
+// +kubebuilder:validation:Enum=StepUpgrade;StepTrafficRouting;StepMetricsAnalysis;StepPaused;StepReady;Completed
+type StepState string
+
+const (
+	// StepUpgrade scales the new version to the step's replicas.
+	StepUpgrade StepState = "StepUpgrade"
+	// StepTrafficRouting applies the step's traffic.
+	StepTrafficRouting StepState = "StepTrafficRouting"
+	// StepMetricsAnalysis waits for the step's analysis.
+	StepMetricsAnalysis StepState = "StepMetricsAnalysis"
+	// StepPaused waits: a pause, a human, a window, or an inconclusive analysis.
+	StepPaused StepState = "StepPaused"
+	// StepReady may go to the next step (a human approves by setting this state).
+	StepReady StepState = "StepReady"
+	// StepCompleted is the state after the last step.
+	StepCompleted StepState = "Completed"
+)
+
+// RolloutStatus says where the release is and why.
+type RolloutStatus struct {
+	// ObservedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase of the Rollout.
+	// +optional
+	Phase RolloutPhase `json:"phase,omitempty"`
+	// Message says what is happening and why, e.g. the metric, value and condition that
+	// aborted a release.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// CurrentStepIndex is the 1-based step in progress; 0 when no release is.
+	// +optional
+	CurrentStepIndex int32 `json:"currentStepIndex,omitempty"`
+	// CurrentStepState is where the current step is.
+	// +optional
+	CurrentStepState StepState `json:"currentStepState,omitempty"`
+	// NextStepIndex is set by a human to jump to a step (1 puts all traffic back on the
+	// stable version); the controller clears it once applied.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	NextStepIndex int32 `json:"nextStepIndex,omitempty"`
+	// StableRevision is the pod-template-hash of the version serving traffic.
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+	// CanaryRevision is the pod-template-hash of the version being released.
+	// +optional
+	CanaryRevision string `json:"canaryRevision,omitempty"`
+	// ObservedWorkloadGeneration is the workload generation last acted upon.
+	// +optional
+	ObservedWorkloadGeneration int64 `json:"observedWorkloadGeneration,omitempty"`
+	// StepStartedAt is when the current step state began (pause durations count from it).
+	// +optional
+	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+	// LastUpdateTime is when status last changed.
+	// +optional
+	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`
+	// AnalysisRuns names the runs of the current release.
+	// +optional
+	AnalysisRuns RolloutAnalysisRuns `json:"analysisRuns,omitempty"`
+	// AbortReason is why the last release was aborted: metric, value and condition, or
+	// the alert, window or human that decided.
+	// +optional
+	AbortReason string `json:"abortReason,omitempty"`
+	// Conditions hold Valid (the spec and its references are usable) and Progressing.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// RolloutAnalysisRuns names the AnalysisRuns of the current release.
+type RolloutAnalysisRuns struct {
+	// Step is the current step's run.
+	// +optional
+	Step string `json:"step,omitempty"`
+	// Background is the background analysis run.
+	// +optional
+	Background string `json:"background,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ro,categories=promgate
+// +kubebuilder:printcolumn:name="STATUS",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="STEP",type=integer,JSONPath=`.status.currentStepIndex`
+// +kubebuilder:printcolumn:name="STEP_STATE",type=string,JSONPath=`.status.currentStepState`
+// +kubebuilder:printcolumn:name="MESSAGE",type=string,JSONPath=`.status.message`
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// Rollout is the release policy for an existing Deployment.
+type Rollout struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   RolloutSpec   `json:"spec"`
+	Status RolloutStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// RolloutList is a list of Rollouts.
+type RolloutList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Rollout `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Rollout{}, &RolloutList{})
+}

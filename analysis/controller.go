@@ -1,0 +1,180 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/promgate/promgate/api/v1alpha1"
+)
+
+// RunReconciler measures AnalysisRuns. Everything it needs is in the run's spec and
+// status: measurements are scheduled from the last measurement's tick with RequeueAfter,
+// so a restart resumes on time and never double-counts (a status write from a stale read
+// conflicts and is retried).
+type RunReconciler struct {
+	Client   client.Client
+	Engine   *Engine
+	Recorder events.EventRecorder
+	Metrics  *Metrics
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+// SetupWithManager registers the controller; workers bounds runs measured in parallel.
+func (r *RunReconciler) SetupWithManager(mgr manager.Manager, workers int) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	return builder.ControllerManagedBy(mgr).
+		For(&v1alpha1.AnalysisRun{}).
+		Named("analysisrun").
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// Reconcile takes the measurements due now and persists them.
+func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	logger := log.FromContext(ctx)
+	var run v1alpha1.AnalysisRun
+	if err := r.Client.Get(ctx, req.NamespacedName, &run); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	now := r.Now()
+	if run.Status.Phase.Completed() {
+		return r.collectGarbage(ctx, &run, now)
+	}
+	before := run.Status.DeepCopy()
+
+	plan, err := r.Engine.Prepare(ctx, &run.Spec, r.secretFunc(run.Namespace))
+	if err != nil {
+		run.Status.Phase = v1alpha1.AnalysisPhaseError
+		run.Status.Message = "invalid spec, nothing measured: " + err.Error()
+		run.Status.CompletedAt = &metav1.Time{Time: now}
+		setCondition(&run.Status.Conditions, run.Generation, v1alpha1.ConditionValid, metav1.ConditionFalse, "InvalidSpec", err.Error())
+		if retry, err := r.writeStatus(ctx, &run, before); retry || err != nil {
+			return reconcile.Result{RequeueAfter: retryAfter}, err
+		}
+		r.Recorder.Eventf(&run, nil, corev1.EventTypeWarning, "InvalidSpec", "Prepare", "%s", run.Status.Message)
+		r.Metrics.runCompleted(&run)
+		logger.Info("analysis run has an invalid spec", "error", err.Error())
+		return reconcile.Result{}, nil
+	}
+	setCondition(&run.Status.Conditions, run.Generation, v1alpha1.ConditionValid, metav1.ConditionTrue, "Prepared", "args resolved, queries valid, conditions compiled")
+	run.Status.ObservedGeneration = run.Generation
+
+	taken, next := plan.Step(ctx, &run.Status, now, run.Spec.Terminate)
+	if retry, err := r.writeStatus(ctx, &run, before); retry || err != nil {
+		return reconcile.Result{RequeueAfter: retryAfter}, err
+	}
+	template := templateName(&run)
+	for _, t := range taken {
+		r.Metrics.measured(template, t)
+		logger.V(1).Info("measured", "metric", t.Metric, "phase", t.Measurement.Phase, "value", t.Measurement.Value, "message", t.Measurement.Message)
+	}
+	r.announce(&run, before)
+	if next.IsZero() {
+		return r.collectGarbage(ctx, &run, now)
+	}
+	return reconcile.Result{RequeueAfter: max(next.Sub(r.Now()), 0)}, nil
+}
+
+// retryAfter is how soon a run is looked at again after a write conflict.
+const retryAfter = 50 * time.Millisecond
+
+// writeStatus persists status when it changed. The update carries the resourceVersion read,
+// so a measurement taken on a stale copy is rejected (retry is true) rather than counted
+// twice; a conflict is routine, not an error.
+func (r *RunReconciler) writeStatus(ctx context.Context, run *v1alpha1.AnalysisRun, before *v1alpha1.AnalysisRunStatus) (retry bool, err error) {
+	if equality.Semantic.DeepEqual(before, &run.Status) {
+		return false, nil
+	}
+	if err := r.Client.Status().Update(ctx, run); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return apierrors.IsConflict(err), nil
+		}
+		return false, fmt.Errorf("writing status of %s/%s: %w", run.Namespace, run.Name, err)
+	}
+	return false, nil
+}
+
+// announce emits events for metrics and the run reaching a verdict since before.
+func (r *RunReconciler) announce(run *v1alpha1.AnalysisRun, before *v1alpha1.AnalysisRunStatus) {
+	prev := map[string]v1alpha1.AnalysisPhase{}
+	for _, mr := range before.MetricResults {
+		prev[mr.Name] = mr.Phase
+	}
+	for _, mr := range run.Status.MetricResults {
+		if mr.Phase.Completed() && !prev[mr.Name].Completed() {
+			r.Recorder.Eventf(run, nil, eventType(mr.Phase), "Metric"+string(mr.Phase), "Measure", "metric %q %s: %s", mr.Name, mr.Phase, mr.Message)
+		}
+	}
+	if run.Status.Phase.Completed() && !before.Phase.Completed() {
+		r.Recorder.Eventf(run, nil, eventType(run.Status.Phase), "AnalysisRun"+string(run.Status.Phase), "Complete", "%s", run.Status.Message)
+		r.Metrics.runCompleted(run)
+	}
+}
+
+func eventType(p v1alpha1.AnalysisPhase) string {
+	if p == v1alpha1.AnalysisPhaseSuccessful {
+		return corev1.EventTypeNormal
+	}
+	return corev1.EventTypeWarning
+}
+
+// collectGarbage deletes a finished run once its TTL has passed.
+func (r *RunReconciler) collectGarbage(ctx context.Context, run *v1alpha1.AnalysisRun, now time.Time) (reconcile.Result, error) {
+	ttl := run.Spec.TTLSecondsAfterFinished
+	if ttl == nil || run.Status.CompletedAt == nil {
+		return reconcile.Result{}, nil
+	}
+	expiry := run.Status.CompletedAt.Add(time.Duration(*ttl) * time.Second)
+	if now.Before(expiry) {
+		return reconcile.Result{RequeueAfter: expiry.Sub(now)}, nil
+	}
+	if err := r.Client.Delete(ctx, run, client.Preconditions{UID: &run.UID}); err != nil && !apierrors.IsNotFound(err) {
+		return reconcile.Result{}, fmt.Errorf("deleting expired run %s/%s: %w", run.Namespace, run.Name, err)
+	}
+	log.FromContext(ctx).Info("deleted finished analysis run after its TTL", "ttlSeconds", *ttl)
+	return reconcile.Result{}, nil
+}
+
+// secretFunc reads Secrets through the manager's cache: no API call per measurement.
+func (r *RunReconciler) secretFunc(namespace string) SecretFunc {
+	return func(ctx context.Context, name, key string) (string, error) {
+		var s corev1.Secret
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+			return "", err
+		}
+		v, ok := s.Data[key]
+		if !ok {
+			return "", fmt.Errorf("secret %s has no key %q", name, key)
+		}
+		return string(v), nil
+	}
+}
+
+func templateName(run *v1alpha1.AnalysisRun) string {
+	if len(run.Spec.Templates) > 0 {
+		return run.Spec.Templates[0].Name
+	}
+	return run.Name
+}
+
+func setCondition(conds *[]metav1.Condition, generation int64, t string, status metav1.ConditionStatus, reason, msg string) {
+	apimeta.SetStatusCondition(conds, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation})
+}

@@ -1,0 +1,51 @@
+package analysis
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/promgate/promgate/metricsq"
+)
+
+// Options configures the analysis controllers.
+type Options struct {
+	// PrometheusAddress serves metrics that name no address.
+	PrometheusAddress string
+	// Workers bounds runs measured in parallel.
+	Workers int
+	// MaxConcurrentQueries bounds queries in flight per Prometheus.
+	MaxConcurrentQueries int
+	// Registry receives the controller's metrics (controller-runtime's registry in the
+	// manager).
+	Registry prometheus.Registerer
+}
+
+// SetupWithManager adds the AnalysisRun, AnalysisTemplate and ClusterAnalysisTemplate
+// controllers to mgr, sharing one query executor and one engine.
+func SetupWithManager(mgr manager.Manager, o Options) (*Engine, error) {
+	exec, err := metricsq.NewExecutor(o.Registry, metricsq.ExecutorOptions{MaxConcurrentPerTarget: o.MaxConcurrentQueries})
+	if err != nil {
+		return nil, fmt.Errorf("creating the query executor: %w", err)
+	}
+	engine, err := NewEngine(exec, o.PrometheusAddress)
+	if err != nil {
+		return nil, fmt.Errorf("creating the analysis engine: %w", err)
+	}
+	m, err := NewMetrics(o.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("registering analysis metrics: %w", err)
+	}
+	runs := &RunReconciler{Client: mgr.GetClient(), Engine: engine, Recorder: mgr.GetEventRecorder("promgate"), Metrics: m}
+	if err := runs.SetupWithManager(mgr, o.Workers); err != nil {
+		return nil, fmt.Errorf("setting up the AnalysisRun controller: %w", err)
+	}
+	for _, cluster := range []bool{false, true} {
+		tr := &TemplateReconciler{Client: mgr.GetClient(), Engine: engine, Cluster: cluster}
+		if err := tr.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up the template controller: %w", err)
+		}
+	}
+	return engine, nil
+}

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,7 +29,11 @@ import (
 // so a restart resumes on time and never double-counts (a status write from a stale read
 // conflicts and is retried).
 type RunReconciler struct {
-	Client   client.Client
+	Client client.Client
+	// Status writes status without reading the object back: decoding every response was
+	// a third of the controller's CPU at 100 measurements/s, and the watch brings the new
+	// object anyway.
+	Status   rest.Interface
 	Engine   *Engine
 	Recorder events.EventRecorder
 	Metrics  *Metrics
@@ -103,7 +109,13 @@ func (r *RunReconciler) writeStatus(ctx context.Context, run *v1alpha1.AnalysisR
 	if equality.Semantic.DeepEqual(before, &run.Status) {
 		return false, nil
 	}
-	if err := r.Client.Status().Update(ctx, run); err != nil {
+	body, err := json.Marshal(run)
+	if err != nil {
+		return false, fmt.Errorf("encoding status of %s/%s: %w", run.Namespace, run.Name, err)
+	}
+	err = r.Status.Put().Namespace(run.Namespace).Resource("analysisruns").Name(run.Name).SubResource("status").
+		SetHeader("Content-Type", "application/json").Body(body).Do(ctx).Error()
+	if err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			return apierrors.IsConflict(err), nil
 		}

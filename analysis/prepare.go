@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/common/config"
@@ -47,6 +48,35 @@ type Engine struct {
 	Conditions *CompileCache
 	Prometheus *prometheus.Factory
 	Web        *web.Factory
+	// queries remembers rendered PromQL that parsed: every reconcile prepares its run
+	// again, and parsing is the costliest part of that.
+	queries validatedQueries
+}
+
+type validatedQueries struct {
+	mu sync.Mutex
+	ok map[string]struct{}
+}
+
+const maxValidatedQueries = 16384
+
+func (v *validatedQueries) validate(query string) error {
+	v.mu.Lock()
+	_, ok := v.ok[query]
+	v.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := metricsq.Validate(query); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ok == nil || len(v.ok) >= maxValidatedQueries {
+		v.ok = map[string]struct{}{}
+	}
+	v.ok[query] = struct{}{}
+	return nil
 }
 
 // NewEngine builds an engine whose queries all go through exec.
@@ -220,7 +250,7 @@ func (e *Engine) prometheusProvider(ctx context.Context, field string, p *v1alph
 	if err != nil {
 		return nil, specErr(field+".query", "%v", err)
 	}
-	if err := metricsq.Validate(query); err != nil {
+	if err := e.queries.validate(query); err != nil {
 		return nil, specErr(field+".query", "%v", err)
 	}
 	address, err := metricsq.Render(p.Address, args)

@@ -4,8 +4,11 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/metricsq"
 )
 
@@ -37,7 +40,12 @@ func SetupWithManager(mgr manager.Manager, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registering analysis metrics: %w", err)
 	}
-	runs := &RunReconciler{Client: mgr.GetClient(), Engine: engine, Recorder: mgr.GetEventRecorder("promgate"), Metrics: m}
+	status, err := apiutil.RESTClientForGVK(v1alpha1.GroupVersion.WithKind("AnalysisRun"), true, false,
+		mgr.GetConfig(), serializer.NewCodecFactory(mgr.GetScheme()), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("creating the status client: %w", err)
+	}
+	runs := &RunReconciler{Client: mgr.GetClient(), Status: status, Engine: engine, Recorder: mgr.GetEventRecorder("promgate"), Metrics: m}
 	if err := runs.SetupWithManager(mgr, o.Workers); err != nil {
 		return nil, fmt.Errorf("setting up the AnalysisRun controller: %w", err)
 	}

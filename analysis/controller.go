@@ -24,6 +24,11 @@ import (
 	"github.com/promgate/promgate/api/v1alpha1"
 )
 
+// +kubebuilder:rbac:groups=promgate.io,resources=analysisruns,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=promgate.io,resources=analysisruns/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
 // RunReconciler measures AnalysisRuns. Everything it needs is in the run's spec and
 // status: measurements are scheduled from the last measurement's tick with RequeueAfter,
 // so a restart resumes on time and never double-counts (a status write from a stale read

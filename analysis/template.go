@@ -61,6 +61,9 @@ func (e *Engine) ValidateTemplate(ctx context.Context, spec *v1alpha1.AnalysisTe
 	return errs
 }
 
+// +kubebuilder:rbac:groups=promgate.io,resources=analysistemplates;clusteranalysistemplates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=promgate.io,resources=analysistemplates/status;clusteranalysistemplates/status,verbs=get;update;patch
+
 // TemplateReconciler keeps the Valid condition of AnalysisTemplates and
 // ClusterAnalysisTemplates current, so `kubectl get at` shows a broken template before
 // any release uses it.

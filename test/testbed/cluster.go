@@ -165,6 +165,21 @@ func startControlPlane(t testing.TB) (*ControlPlane, error) {
 	return &ControlPlane{Config: cfg, Client: c, Clientset: cs, Kubeconfig: kubeconfigPath, Kubectl: bins["kubectl"], LogDir: logDir, env: env}, nil
 }
 
+// UserKubeconfig writes a kubeconfig for a user authenticated by client certificate, with
+// only the permissions RBAC grants it.
+func (cp *ControlPlane) UserKubeconfig(name string, groups ...string) (string, error) {
+	u, err := cp.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return "", fmt.Errorf("adding user %s: %w", name, err)
+	}
+	b, err := u.KubeConfig()
+	if err != nil {
+		return "", fmt.Errorf("rendering kubeconfig of %s: %w", name, err)
+	}
+	path := filepath.Join(cp.LogDir, name+".kubeconfig")
+	return path, os.WriteFile(path, b, 0o600)
+}
+
 // Cluster is a control plane with the Deployment, ReplicaSet and every other built-in
 // controller running, a scheduler, and a kwok node whose pods become Ready.
 type Cluster struct {

@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,12 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/promgate/promgate/test/testbin"
 )
@@ -57,12 +64,21 @@ type Promgate struct {
 	MetricsURL string
 }
 
-// StartPromgate runs `promgate controller` against the control plane with extra flags and
-// waits until it is ready; it stops with the test.
+// controllerUser is who the controller runs as: bound to config/rbac/role.yaml and nothing
+// else, so every test of the controller process also proves the role is enough.
+const controllerUser = "promgate-controller"
+
+// StartPromgate runs `promgate controller` against the control plane, as a user holding only
+// the generated ClusterRole, with extra flags, and waits until it is ready; it stops with
+// the test.
 func StartPromgate(t testing.TB, cp *ControlPlane, extra ...string) *Promgate {
 	t.Helper()
 	ctx, cancel := startContext()
 	defer cancel()
+	kubeconfig, err := bindControllerRole(ctx, cp)
+	if err != nil {
+		t.Fatalf("granting the controller its role: %v", err)
+	}
 	metricsPort, err := FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +87,7 @@ func StartPromgate(t testing.TB, cp *ControlPlane, extra ...string) *Promgate {
 	if _, err := startListening(ctx, p.Process, func(port int) []string {
 		return append([]string{
 			"controller",
-			"--kubeconfig=" + cp.Kubeconfig,
+			"--kubeconfig=" + kubeconfig,
 			"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(metricsPort),
 			"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(port),
 		}, extra...)
@@ -81,4 +97,30 @@ func StartPromgate(t testing.TB, cp *ControlPlane, extra ...string) *Promgate {
 	p.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
 	t.Cleanup(p.Stop)
 	return p
+}
+
+func bindControllerRole(ctx context.Context, cp *ControlPlane) (string, error) {
+	root, err := testbin.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
+	if err != nil {
+		return "", err
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(raw, &role); err != nil {
+		return "", fmt.Errorf("parsing config/rbac/role.yaml: %w", err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: controllerUser}},
+	}
+	for _, obj := range []client.Object{&role, binding} {
+		if err := cp.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return "", fmt.Errorf("creating %s: %w", obj.GetName(), err)
+		}
+	}
+	return cp.UserKubeconfig(controllerUser)
 }

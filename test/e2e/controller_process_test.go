@@ -1,0 +1,49 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/test/testbed"
+)
+
+// TestControllerProcess runs `promgate controller` as its own process, as a user holding
+// only config/rbac/role.yaml, and checks a run end to end plus the controller's metrics.
+func TestControllerProcess(t *testing.T) {
+	cp := testbed.StartControlPlane(t)
+	gauges := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "promgate_e2e_success_ratio", Help: "A ratio the test moves."}, []string{"service"})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(gauges)
+	gauges.WithLabelValues("checkout").Set(0.98)
+	exporter := serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{Targets: []string{exporter}})
+	b := &analysisBed{cp: cp, prom: prom, gauges: gauges}
+	b.set(t, "checkout", 0.98)
+	ctrl := testbed.StartPromgate(t, cp, "--prometheus-address="+prom.URL)
+
+	run := analysisRun("default", "checkout", successRateMetric("checkout"))
+	require.NoError(t, cp.Client.Create(context.Background(), run))
+	got := waitCompleted(t, cp.Client, run, time.Minute)
+	assert.Equal(t, v1alpha1.AnalysisPhaseSuccessful, got.Status.Phase, got.Status.Message)
+
+	resp, err := http.Get(ctrl.MetricsURL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	metrics := string(body)
+	assert.Contains(t, metrics, `promgate_analysis_measurements_total{metric="success-rate",phase="Successful",template="success-rate"} 3`)
+	assert.Contains(t, metrics, `promgate_analysis_metric_last_value{metric="success-rate",template="success-rate"} 0.98`)
+	assert.Contains(t, metrics, `promgate_analysis_runs_completed_total{phase="Successful",template="success-rate"} 1`)
+	assert.Contains(t, metrics, `promgate_provider_queries_total{outcome="success",provider="prometheus"} 3`)
+	assert.Contains(t, metrics, `promgate_provider_query_duration_seconds_bucket`)
+}

@@ -276,6 +276,22 @@ func TestAnalysisRuns(t *testing.T) {
 		out := kubectl(t, b.cp, "get", "at", "-n", ns)
 		assert.Regexp(t, `(?m)^bad\s+False`, out)
 		assert.Regexp(t, `(?m)^good\s+True`, out)
+
+		shared := &v1alpha1.ClusterAnalysisTemplate{
+			ObjectMeta: metav1.ObjectMeta{Name: "shared-broken"},
+			Spec:       *bad.Spec.DeepCopy(),
+		}
+		shared.Spec.Metrics[0].Provider.Prometheus.Query = successRateMetric("x").Provider.Prometheus.Query
+		shared.Spec.Metrics[0].FailureCondition = "result[0] < "
+		require.NoError(t, c.Create(ctx, shared))
+		require.Eventually(t, func() bool {
+			var got v1alpha1.ClusterAnalysisTemplate
+			if c.Get(ctx, client.ObjectKeyFromObject(shared), &got) != nil {
+				return false
+			}
+			cond := apimeta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionValid)
+			return cond != nil && cond.Status == metav1.ConditionFalse && strings.Contains(cond.Message, "metrics[success-rate].failureCondition")
+		}, 30*time.Second, 100*time.Millisecond, "a ClusterAnalysisTemplate gets its Valid condition too")
 	})
 
 	t.Run("FinishedRunsExpire", func(t *testing.T) {

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/promgate/promgate/analysis"
+	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/metricsq"
+)
+
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
+
+func runController(args []string) int {
+	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
+	var (
+		kubeconfig     = fs.String("kubeconfig", "", "kubeconfig file; default: in-cluster, then $KUBECONFIG, then ~/.kube/config")
+		metricsAddr    = fs.String("metrics-bind-address", ":8080", "address of /metrics; 0 disables it")
+		probeAddr      = fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+		leaderElect    = fs.Bool("leader-elect", false, "elect a leader so only one replica acts")
+		leaderNS       = fs.String("leader-election-namespace", "", "namespace of the leader election lease; default: the pod's")
+		prometheusAddr = fs.String("prometheus-address", "", "Prometheus used by metrics that name no address")
+		qps            = fs.Float64("kube-api-qps", 300, "API requests per second: every measurement is a status write, 1,000 runs at 10 s need 100/s")
+		burst          = fs.Int("kube-api-burst", 600, "API request burst")
+		workers        = fs.Int("analysis-workers", 64, "AnalysisRuns measured in parallel")
+		maxQueries     = fs.Int("max-concurrent-queries", metricsq.DefaultMaxConcurrentPerTarget, "queries in flight per Prometheus")
+		pprofAddr      = fs.String("pprof-bind-address", "", "address of /debug/pprof for profiling; empty disables it")
+	)
+	zopts := zap.Options{}
+	zopts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitInvalidInput
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+	log := ctrl.Log.WithName("setup")
+
+	cfg, err := restConfig(*kubeconfig)
+	if err != nil {
+		log.Error(err, "loading kubeconfig")
+		return exitInvalidInput
+	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burst
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		log.Error(err, "building scheme")
+		return exitError
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		log.Error(err, "building scheme")
+		return exitError
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
+		HealthProbeBindAddress:  *probeAddr,
+		LeaderElection:          *leaderElect,
+		LeaderElectionID:        "promgate-controller.promgate.io",
+		LeaderElectionNamespace: *leaderNS,
+		PprofBindAddress:        *pprofAddr,
+	})
+	if err != nil {
+		log.Error(err, "creating manager")
+		return exitError
+	}
+	if _, err := analysis.SetupWithManager(mgr, analysis.Options{
+		PrometheusAddress:    *prometheusAddr,
+		Workers:              *workers,
+		MaxConcurrentQueries: *maxQueries,
+		Registry:             ctrlmetrics.Registry,
+	}); err != nil {
+		log.Error(err, "setting up controllers")
+		return exitError
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "adding health check")
+		return exitError
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		log.Error(err, "adding ready check")
+		return exitError
+	}
+	log.Info("starting manager", "prometheusAddress", *prometheusAddr, "analysisWorkers", *workers)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "manager stopped")
+		return exitError
+	}
+	return exitSuccessful
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		return ctrl.GetConfig()
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", kubeconfig, err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,55 @@
+// Command promgate is the promgate controller and its command-line tools:
+//
+//	promgate controller              run the manager (AnalysisRun and template controllers)
+//	promgate analyze -f FILE ...     run a template against a Prometheus, no cluster needed
+//	promgate lint -f FILE...         validate templates
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// Exit codes of analyze follow the verdict; lint and usage errors share the last one.
+const (
+	exitSuccessful   = 0
+	exitFailed       = 1
+	exitInconclusive = 2
+	exitError        = 3
+	exitInvalidInput = 4
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(exitInvalidInput)
+	}
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "controller":
+		os.Exit(runController(args))
+	case "analyze":
+		os.Exit(runAnalyze(args))
+	case "lint":
+		os.Exit(runLint(args))
+	case "-h", "--help", "help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "promgate: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(exitInvalidInput)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: promgate <command> [flags]
+
+commands:
+  controller   run the controller manager (leader election, /metrics, /healthz, /readyz)
+  analyze      run an AnalysisTemplate against a Prometheus with no cluster; the exit code
+               is the verdict: 0 Successful, 1 Failed, 2 Inconclusive, 3 Error, 4 invalid input
+  lint         validate AnalysisTemplate files (multi-document YAML); non-zero on problems
+
+Run "promgate <command> -h" for the command's flags.
+`)
+}

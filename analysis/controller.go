@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,6 +45,60 @@ type RunReconciler struct {
 	Metrics  *Metrics
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+
+	plans planCache
+}
+
+// planTTL bounds how long a prepared plan is reused: secrets read into it (tokens, args)
+// are picked up again at least this often after a rotation.
+const planTTL = time.Minute
+
+// planCache keeps each run's prepared plan between its reconciles: preparing again at
+// every measurement built provider keys and HTTP config for nothing. It is only a cache:
+// a restarted controller prepares again from the spec.
+type planCache struct {
+	mu    sync.Mutex
+	plans map[types.UID]cachedPlan
+}
+
+type cachedPlan struct {
+	plan       *Plan
+	generation int64
+	prepared   time.Time
+}
+
+func (c *planCache) get(run *v1alpha1.AnalysisRun, now time.Time) *Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.plans[run.UID]
+	if !ok || p.generation != run.Generation || now.Sub(p.prepared) > planTTL {
+		return nil
+	}
+	return p.plan
+}
+
+func (c *planCache) put(run *v1alpha1.AnalysisRun, plan *Plan, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.plans == nil {
+		c.plans = map[types.UID]cachedPlan{}
+	}
+	// Runs deleted mid-measurement never come back to be forgotten; expired entries go
+	// whenever the cache has grown.
+	if len(c.plans) >= 1024 && len(c.plans)%1024 == 0 {
+		for uid, p := range c.plans {
+			if now.Sub(p.prepared) > planTTL {
+				delete(c.plans, uid)
+			}
+		}
+	}
+	c.plans[run.UID] = cachedPlan{plan: plan, generation: run.Generation, prepared: now}
+}
+
+func (c *planCache) forget(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.plans, uid)
 }
 
 // SetupWithManager registers the controller; workers bounds runs measured in parallel.
@@ -67,23 +122,18 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	}
 	now := r.Now()
 	if run.Status.Phase.Completed() {
+		r.plans.forget(run.UID)
 		return r.collectGarbage(ctx, &run, now)
 	}
 	before := run.Status.DeepCopy()
 
-	plan, err := r.Engine.Prepare(ctx, &run.Spec, r.secretFunc(run.Namespace))
-	if err != nil {
-		run.Status.Phase = v1alpha1.AnalysisPhaseError
-		run.Status.Message = "invalid spec, nothing measured: " + err.Error()
-		run.Status.CompletedAt = &metav1.Time{Time: now}
-		setCondition(&run.Status.Conditions, run.Generation, v1alpha1.ConditionValid, metav1.ConditionFalse, "InvalidSpec", err.Error())
-		if retry, err := r.writeStatus(ctx, &run, before); retry || err != nil {
-			return reconcile.Result{RequeueAfter: retryAfter}, err
+	plan := r.plans.get(&run, now)
+	if plan == nil {
+		var err error
+		if plan, err = r.Engine.Prepare(ctx, &run.Spec, r.secretFunc(run.Namespace)); err != nil {
+			return r.invalid(ctx, &run, before, now, err)
 		}
-		r.Recorder.Eventf(&run, nil, corev1.EventTypeWarning, "InvalidSpec", "Prepare", "%s", run.Status.Message)
-		r.Metrics.runCompleted(&run)
-		logger.Info("analysis run has an invalid spec", "error", err.Error())
-		return reconcile.Result{}, nil
+		r.plans.put(&run, plan, now)
 	}
 	setCondition(&run.Status.Conditions, run.Generation, v1alpha1.ConditionValid, metav1.ConditionTrue, "Prepared", "args resolved, queries valid, conditions compiled")
 	run.Status.ObservedGeneration = run.Generation
@@ -106,6 +156,22 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 
 // retryAfter is how soon a run is looked at again after a write conflict.
 const retryAfter = 50 * time.Millisecond
+
+// invalid ends a run whose spec does not prepare: nothing is measured, and the Valid
+// condition names the metric and field at fault.
+func (r *RunReconciler) invalid(ctx context.Context, run *v1alpha1.AnalysisRun, before *v1alpha1.AnalysisRunStatus, now time.Time, err error) (reconcile.Result, error) {
+	run.Status.Phase = v1alpha1.AnalysisPhaseError
+	run.Status.Message = "invalid spec, nothing measured: " + err.Error()
+	run.Status.CompletedAt = &metav1.Time{Time: now}
+	setCondition(&run.Status.Conditions, run.Generation, v1alpha1.ConditionValid, metav1.ConditionFalse, "InvalidSpec", err.Error())
+	if retry, werr := r.writeStatus(ctx, run, before); retry || werr != nil {
+		return reconcile.Result{RequeueAfter: retryAfter}, werr
+	}
+	r.Recorder.Eventf(run, nil, corev1.EventTypeWarning, "InvalidSpec", "Prepare", "%s", run.Status.Message)
+	r.Metrics.runCompleted(run)
+	log.FromContext(ctx).Info("analysis run has an invalid spec", "error", err.Error())
+	return reconcile.Result{}, nil
+}
 
 // writeStatus persists status when it changed. The update carries the resourceVersion read,
 // so a measurement taken on a stale copy is rejected (retry is true) rather than counted

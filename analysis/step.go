@@ -212,11 +212,16 @@ func record(pm *PlannedMetric, mr *v1alpha1.MetricResult, m v1alpha1.Measurement
 		mr.ConsecutiveError = 0
 		mr.ConsecutiveSuccess = 0
 	}
+	mr.Phase, mr.Message = metricPhase(pm, mr, m)
+	if m.Phase == v1alpha1.AnalysisPhaseSuccessful {
+		// A success is explained by the condition in the spec and the metric's message;
+		// repeating it in every kept measurement only makes each status write bigger.
+		m.Message = ""
+	}
 	mr.Measurements = append(mr.Measurements, m)
 	if over := len(mr.Measurements) - pm.Retention; over > 0 {
 		mr.Measurements = append([]v1alpha1.Measurement(nil), mr.Measurements[over:]...)
 	}
-	mr.Phase, mr.Message = metricPhase(pm, mr, m)
 }
 
 // metricPhase ends a metric: failed > failureLimit → Failed; inconclusive >

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,12 +135,8 @@ func TestBinaryAgainstPrometheus(t *testing.T) {
 	reg.MustRegister(ratio)
 	ratio.WithLabelValues("healthy").Set(0.99)
 	ratio.WithLabelValues("broken").Set(0.7)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: time.Second}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{Targets: []string{l.Addr().String()}})
+	exporter := testbed.Serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{Targets: []string{exporter}})
 	c, err := api.NewClient(api.Config{Address: prom.URL})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {

@@ -5,7 +5,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -46,7 +45,7 @@ func BenchmarkAnalysisRuns1000(b *testing.B) {
 	for i := range distinctQueries {
 		ratio.WithLabelValues(fmt.Sprintf("svc-%d", i)).Set(0.99)
 	}
-	exporter := serve(b, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	exporter := testbed.Serve(b, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	prom := testbed.StartPrometheus(b, testbed.PrometheusOptions{Targets: []string{exporter}})
 	ctrl := testbed.StartPromgate(b, cp, "--prometheus-address="+prom.URL)
 
@@ -155,16 +154,4 @@ func rssMiB(b *testing.B, pid int) float64 {
 		}
 	}
 	return 0
-}
-
-func serve(b *testing.B, h http.Handler) string {
-	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	b.Cleanup(func() { _ = srv.Close() })
-	return l.Addr().String()
 }

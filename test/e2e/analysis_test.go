@@ -48,7 +48,7 @@ func startAnalysisBed(t *testing.T) *analysisBed {
 	gauges := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "promgate_e2e_success_ratio", Help: "A ratio the test moves."}, []string{"service"})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(gauges)
-	exporter := serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	exporter := testbed.Serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{Targets: []string{exporter}})
 	b := &analysisBed{cp: cp, prom: prom, gauges: gauges}
 

@@ -24,7 +24,7 @@ func TestControllerProcess(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(gauges)
 	gauges.WithLabelValues("checkout").Set(0.98)
-	exporter := serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	exporter := testbed.Serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{Targets: []string{exporter}})
 	b := &analysisBed{cp: cp, prom: prom, gauges: gauges}
 	b.set(t, "checkout", 0.98)

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -90,10 +88,10 @@ func TestSmoke(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(gauge)
 	gauge.Set(42)
-	exporter := serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	exporter := testbed.Serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	webhooks := make(chan webhookPayload, 16)
-	receiver := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	receiver := testbed.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var p webhookPayload
 		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -220,15 +218,4 @@ func servesResource(t *testing.T, cluster *testbed.Cluster, name string) bool {
 		}
 	}
 	return false
-}
-
-// serve runs handler on a free loopback port for the test and returns host:port.
-func serve(t *testing.T, handler http.Handler) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return fmt.Sprint(l.Addr())
 }

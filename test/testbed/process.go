@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -249,4 +251,18 @@ func wrapWithDeathSignal(dir, name, path string) (string, error) {
 		return "", fmt.Errorf("writing launcher for %s: %w", name, err)
 	}
 	return wrapper, nil
+}
+
+// Serve runs handler on a free loopback port until the test ends and returns host:port: the
+// test's own exporters and webhook receivers.
+func Serve(t testing.TB, handler http.Handler) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening on loopback: %v", err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return l.Addr().String()
 }

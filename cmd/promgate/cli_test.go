@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,6 +197,18 @@ func TestBinaryAgainstPrometheus(t *testing.T) {
 		out, code = run(t, "lint", "-f", filepath.Join(t.TempDir(), "missing.yaml"))
 		assert.Equal(t, exitInvalidInput, code, out)
 	})
+	t.Run("InterruptEndsWithTheVerdictSoFar", func(t *testing.T) {
+		endless := writeFile(t, strings.Replace(twoTemplates, "    count: 3\n", "", 1))
+		cmd := exec.Command(promgateBin, "analyze", "-f", endless, "--template", "success-rate", "--prometheus", prom.URL, "--arg", "service=healthy")
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		require.NoError(t, cmd.Start())
+		require.Eventually(t, func() bool { return strings.Count(out.String(), "[0.99]") >= 2 }, 30*time.Second, 100*time.Millisecond)
+		require.NoError(t, cmd.Process.Signal(os.Interrupt))
+		err := cmd.Wait()
+		assert.NoError(t, err, "measured successes before the interrupt: exit 0\n%s", out.String())
+		assert.Contains(t, out.String(), "verdict: Successful: terminated")
+	})
 	// Last: it stops Prometheus.
 	t.Run("ErrorWhenPrometheusIsDown", func(t *testing.T) {
 		prom.Stop()
@@ -204,4 +217,22 @@ func TestBinaryAgainstPrometheus(t *testing.T) {
 		assert.Contains(t, out, "connection refused")
 		assert.Contains(t, out, "consecutive errors exceed consecutiveErrorLimit 4")
 	})
+}
+
+// syncBuffer collects a subprocess's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

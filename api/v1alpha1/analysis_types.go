@@ -462,8 +462,8 @@ type AnalysisRunStatus struct {
 	// ObservedGeneration is the spec generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Conditions hold Valid (the spec could be prepared: args, queries, conditions) and
-	// Completed.
+	// Conditions hold Valid: whether the spec could be prepared (args, queries,
+	// conditions), and if not, the metric and field at fault.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

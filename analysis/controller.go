@@ -151,7 +151,9 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	if next.IsZero() {
 		return r.collectGarbage(ctx, &run, now)
 	}
-	return reconcile.Result{RequeueAfter: max(next.Sub(r.Now()), 0)}, nil
+	// A slow measurement can leave the next tick already due; RequeueAfter 0 would mean
+	// "never", so the wait is at least a millisecond.
+	return reconcile.Result{RequeueAfter: max(next.Sub(r.Now()), time.Millisecond)}, nil
 }
 
 // retryAfter is how soon a run is looked at again after a write conflict.

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/test/testbed"
@@ -46,4 +48,43 @@ func TestControllerProcess(t *testing.T) {
 	assert.Contains(t, metrics, `promgate_analysis_runs_completed_total{phase="Successful",template="success-rate"} 1`)
 	assert.Contains(t, metrics, `promgate_provider_queries_total{outcome="success",provider="prometheus"} 3`)
 	assert.Contains(t, metrics, `promgate_provider_query_duration_seconds_bucket`)
+}
+
+// TestControllerRestartResumes kills the controller process (SIGKILL, as a crash) in the
+// middle of a run and starts it again: the run goes on from its status, with no tick
+// measured twice and none skipped.
+func TestControllerRestartResumes(t *testing.T) {
+	cp := testbed.StartControlPlane(t)
+	gauges := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "promgate_e2e_success_ratio", Help: "A ratio the test moves."}, []string{"service"})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(gauges)
+	exporter := testbed.Serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{Targets: []string{exporter}})
+	b := &analysisBed{cp: cp, prom: prom, gauges: gauges}
+	b.set(t, "restart", 0.99)
+	ctrl := testbed.StartPromgate(t, cp, "--prometheus-address="+prom.URL)
+
+	m := successRateMetric("restart")
+	m.Count = ptr.To[int32](8)
+	run := analysisRun("default", "restart", m)
+	ctx := context.Background()
+	require.NoError(t, cp.Client.Create(ctx, run))
+	var mid v1alpha1.AnalysisRun
+	require.Eventually(t, func() bool {
+		return cp.Client.Get(ctx, client.ObjectKeyFromObject(run), &mid) == nil &&
+			len(mid.Status.MetricResults) == 1 && mid.Status.MetricResults[0].Count >= 3
+	}, time.Minute, 50*time.Millisecond)
+	ctrl.Kill()
+	time.Sleep(2500 * time.Millisecond)
+	require.NoError(t, ctrl.Start())
+
+	got := waitCompleted(t, cp.Client, run, time.Minute)
+	assert.Equal(t, v1alpha1.AnalysisPhaseSuccessful, got.Status.Phase, got.Status.Message)
+	mr := got.Status.MetricResults[0]
+	assert.Equal(t, int32(8), mr.Count)
+	require.Len(t, mr.Measurements, 8)
+	for i := 1; i < len(mr.Measurements); i++ {
+		assert.Equal(t, time.Second, mr.Measurements[i].StartedAt.Sub(mr.Measurements[i-1].StartedAt.Time),
+			"tick %d follows tick %d by one interval: none repeated, none skipped across the restart", i, i-1)
+	}
 }

@@ -27,7 +27,7 @@ import (
 
 // +kubebuilder:rbac:groups=promgate.io,resources=analysisruns,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=promgate.io,resources=analysisruns/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // RunReconciler measures AnalysisRuns. Everything it needs is in the run's spec and
@@ -36,6 +36,10 @@ import (
 // conflicts and is retried).
 type RunReconciler struct {
 	Client client.Client
+	// Secrets reads Secrets straight from the API server. Caching every Secret of the
+	// cluster (Helm keeps releases in them) would cost memory and a list/watch grant; a
+	// run reads its Secrets only when its plan is prepared, at most once a minute.
+	Secrets client.Reader
 	// Status writes status without reading the object back: decoding every response was
 	// a third of the controller's CPU at 100 measurements/s, and the watch brings the new
 	// object anyway.
@@ -238,11 +242,11 @@ func (r *RunReconciler) collectGarbage(ctx context.Context, run *v1alpha1.Analys
 	return reconcile.Result{}, nil
 }
 
-// secretFunc reads Secrets through the manager's cache: no API call per measurement.
+// secretFunc reads a run's Secrets when its plan is prepared.
 func (r *RunReconciler) secretFunc(namespace string) SecretFunc {
 	return func(ctx context.Context, name, key string) (string, error) {
 		var s corev1.Secret
-		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+		if err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
 			return "", err
 		}
 		v, ok := s.Data[key]

@@ -45,7 +45,7 @@ func SetupWithManager(mgr manager.Manager, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the status client: %w", err)
 	}
-	runs := &RunReconciler{Client: mgr.GetClient(), Status: status, Engine: engine, Recorder: mgr.GetEventRecorder("promgate"), Metrics: m}
+	runs := &RunReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Status: status, Engine: engine, Recorder: mgr.GetEventRecorder("promgate"), Metrics: m}
 	if err := runs.SetupWithManager(mgr, o.Workers); err != nil {
 		return nil, fmt.Errorf("setting up the AnalysisRun controller: %w", err)
 	}

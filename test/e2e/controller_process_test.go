@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -32,7 +34,15 @@ func TestControllerProcess(t *testing.T) {
 	b.set(t, "checkout", 0.98)
 	ctrl := testbed.StartPromgate(t, cp, "--prometheus-address="+prom.URL)
 
-	run := analysisRun("default", "checkout", successRateMetric("checkout"))
+	// The service name comes from a Secret: the controller's role may only get Secrets.
+	require.NoError(t, cp.Client.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "analysis-args"},
+		StringData: map[string]string{"service": "checkout"},
+	}))
+	run := analysisRun("default", "checkout", successRateMetric("{{args.service}}"))
+	run.Spec.Args = []v1alpha1.Argument{{Name: "service", ValueFrom: &v1alpha1.ArgumentValueFrom{
+		SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "analysis-args", Key: "service"},
+	}}}
 	require.NoError(t, cp.Client.Create(context.Background(), run))
 	got := waitCompleted(t, cp.Client, run, time.Minute)
 	assert.Equal(t, v1alpha1.AnalysisPhaseSuccessful, got.Status.Phase, got.Status.Message)

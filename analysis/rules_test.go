@@ -385,6 +385,22 @@ func TestPrepare(t *testing.T) {
 		assert.Contains(t, errs[0].Error(), "metrics[broken].successCondition")
 		assert.Contains(t, errs[1].Error(), "metrics[broken-query].provider.prometheus.query")
 	})
+
+	t.Run("templates with auth Secrets validate without reading them", func(t *testing.T) {
+		ref := &v1alpha1.SecretKeySelector{Name: "prom", Key: "token"}
+		tmpl := &v1alpha1.AnalysisTemplateSpec{Metrics: []v1alpha1.Metric{
+			{Name: "bearer", Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Query: "x",
+				Auth: &v1alpha1.HTTPAuth{BearerTokenSecret: ref, TLS: &v1alpha1.TLSConfig{CASecret: ref, CertSecret: ref, KeySecret: ref}}}}},
+			{Name: "basic", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{URL: "http://x", JSONPath: "{$.a}",
+				Auth: &v1alpha1.HTTPAuth{BasicAuth: &v1alpha1.BasicAuth{Username: "u", PasswordSecret: *ref}}}}},
+			{Name: "cert-without-key", Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Query: "x",
+				Auth: &v1alpha1.HTTPAuth{TLS: &v1alpha1.TLSConfig{CertSecret: ref}}}}},
+		}}
+		errs := engine.ValidateTemplate(ctx, tmpl)
+		require.Len(t, errs, 1)
+		assert.ErrorContains(t, errs[0], "metrics[cert-without-key].provider.prometheus.auth.tls: certSecret and keySecret go together")
+		assert.NotNil(t, tmpl.Metrics[0].Provider.Prometheus.Auth.TLS.CASecret, "the template itself is left alone")
+	})
 }
 
 func mustExecutor(t *testing.T) *metricsq.Executor {

@@ -31,9 +31,13 @@ var placeholders = []string{"0", "1m", "placeholder"}
 func (e *Engine) ValidateTemplate(ctx context.Context, spec *v1alpha1.AnalysisTemplateSpec) []error {
 	var errs []error
 	for _, m := range spec.Metrics {
+		m = *m.DeepCopy()
 		if m.Provider.Prometheus != nil && m.Provider.Prometheus.Address == "" {
-			m.Provider.Prometheus = m.Provider.Prometheus.DeepCopy()
 			m.Provider.Prometheus.Address = placeholderAddress
+		}
+		if err := placeholderTLS(fmt.Sprintf("metrics[%s].provider", m.Name), &m.Provider); err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		var first error
 		for _, ph := range placeholders {
@@ -45,7 +49,7 @@ func (e *Engine) ValidateTemplate(ctx context.Context, spec *v1alpha1.AnalysisTe
 				}
 				run.Args = append(run.Args, v1alpha1.Argument{Name: a.Name, Value: &v})
 			}
-			_, err := e.Prepare(ctx, run, nil)
+			_, err := e.Prepare(ctx, run, placeholderSecret)
 			if err == nil {
 				first = nil
 				break
@@ -59,6 +63,31 @@ func (e *Engine) ValidateTemplate(ctx context.Context, spec *v1alpha1.AnalysisTe
 		}
 	}
 	return errs
+}
+
+// placeholderSecret stands in for every Secret while validating: a template is checked
+// before, and apart from, the namespace its runs read Secrets from.
+func placeholderSecret(context.Context, string, string) (string, error) { return "placeholder", nil }
+
+// placeholderTLS checks that a client certificate comes with its key, then drops the TLS
+// Secrets, whose PEM contents exist only at run time, so validation can build the client.
+func placeholderTLS(field string, p *v1alpha1.MetricProvider) error {
+	var auth *v1alpha1.HTTPAuth
+	switch {
+	case p.Prometheus != nil:
+		auth, field = p.Prometheus.Auth, field+".prometheus.auth.tls"
+	case p.Web != nil:
+		auth, field = p.Web.Auth, field+".web.auth.tls"
+	}
+	if auth == nil || auth.TLS == nil {
+		return nil
+	}
+	t := auth.TLS
+	if (t.CertSecret == nil) != (t.KeySecret == nil) {
+		return specErr(field, "certSecret and keySecret go together")
+	}
+	t.CASecret, t.CertSecret, t.KeySecret = nil, nil, nil
+	return nil
 }
 
 // +kubebuilder:rbac:groups=promgate.io,resources=analysistemplates;clusteranalysistemplates,verbs=get;list;watch

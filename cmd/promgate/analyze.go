@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -16,9 +19,26 @@ import (
 	"github.com/promgate/promgate/metricsq"
 )
 
+const analyzeUsage = `usage: promgate analyze -f FILE [--template NAME] [--prometheus URL] [--arg NAME=VALUE]...
+
+Runs a template's measurements against a Prometheus with no cluster, as an AnalysisRun
+would: one line per measurement as it is taken, then the verdict. Ctrl-C terminates the
+run with the verdict of what was measured so far; a second Ctrl-C quits at once.
+
+exit code: 0 Successful, 1 Failed, 2 Inconclusive, 3 Error, 4 invalid input
+
+flags:
+`
+
 func runAnalyze(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal the default handling comes back, so a second Ctrl-C kills
+	// the process even while a slow query holds up the terminating step.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	return analyze(ctx, args, os.Stdout, os.Stderr)
 }
 
@@ -28,66 +48,117 @@ func runAnalyze(args []string) int {
 func analyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("analyze", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, analyzeUsage)
+		fs.PrintDefaults()
+	}
 	var (
-		file       = fs.String("f", "", "template file (AnalysisTemplate or ClusterAnalysisTemplate YAML)")
-		name       = fs.String("template", "", "template to run when the file holds several")
-		prometheus = fs.String("prometheus", "", "Prometheus base URL; overrides every prometheus metric's address")
+		file       = fs.String("f", "", "template `FILE` (AnalysisTemplate or ClusterAnalysisTemplate YAML); may also be given as the argument")
+		name       = fs.String("template", "", "template `NAME` to run when the file holds several")
+		prometheus = fs.String("prometheus", "", "Prometheus base `URL`; overrides the address of every prometheus metric")
 		argList    stringList
 	)
-	fs.Var(&argList, "arg", "template argument name=value (repeatable); secret-backed args must be given this way")
-	if err := fs.Parse(args); err != nil {
+	fs.Var(&argList, "arg", "template argument `NAME=VALUE` (repeatable); overrides the template's value; secret-backed args must be given this way")
+	positional, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitSuccessful
+	}
+	if err != nil {
 		return exitInvalidInput
 	}
 	invalid := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "promgate analyze: "+format+"\n", a...)
 		return exitInvalidInput
 	}
-	if *file == "" {
+	switch {
+	case len(positional) > 1 || len(positional) == 1 && *file != "":
+		if *file != "" {
+			positional = append(positional, *file)
+		}
+		return invalid("one template file at a time; got %s", strings.Join(positional, ", "))
+	case len(positional) == 1:
+		*file = positional[0]
+	case *file == "":
 		return invalid("no template file given (-f FILE)")
 	}
+
 	templates, err := loadTemplates(*file)
 	if err != nil {
 		return invalid("%v", err)
+	}
+	// Any broken document stops the run, even when another one is picked: the file is what
+	// users edit, and lint would reject it as a whole.
+	broken := false
+	for _, t := range templates {
+		for _, p := range t.Problems {
+			invalid("%s", t.line(p))
+			broken = true
+		}
+	}
+	if broken {
+		return exitInvalidInput
 	}
 	t, err := pickTemplate(templates, *name)
 	if err != nil {
 		return invalid("%s: %v", *file, err)
 	}
-	spec, err := runSpec(t, argList, *prometheus)
+	spec, unset, err := runSpec(t, argList, *prometheus)
 	if err != nil {
-		return invalid("%s: %s: %v", *file, t, err)
+		return invalid("%s: %s: %v", t.File, t, err)
 	}
 	exec, err := metricsq.NewExecutor(nil, metricsq.ExecutorOptions{})
 	if err != nil {
-		fmt.Fprintln(stderr, "promgate analyze:", err)
+		fmt.Fprintf(stderr, "promgate analyze: creating the query executor: %v\n", err)
 		return exitError
 	}
 	engine, err := analysis.NewEngine(exec, *prometheus)
 	if err != nil {
-		fmt.Fprintln(stderr, "promgate analyze:", err)
+		fmt.Fprintf(stderr, "promgate analyze: creating the analysis engine: %v\n", err)
 		return exitError
 	}
-	// Preparing outlives a Ctrl-C so that the run can still be terminated cleanly.
+	// Preparing reads no secrets and queries nothing, so a Ctrl-C cannot make it wait.
 	plan, err := engine.Prepare(context.WithoutCancel(ctx), spec, nil)
 	if err != nil {
-		return invalid("%s: %s: %v", *file, t, err)
+		p := problem{Msg: err.Error()}
+		if se, ok := errors.AsType[*analysis.SpecError](err); ok {
+			p = problem{Field: se.Field, Msg: se.Err.Error()}
+		}
+		invalid("%s", t.line(p))
+		// The engine formats the error rather than wrapping it, so the missing args are
+		// found by the message metricsq gives them.
+		var missing []string
+		for _, a := range unset {
+			if strings.Contains(p.Msg, (&metricsq.UndefinedArgError{Name: a}).Error()) {
+				missing = append(missing, "--arg "+a+"=VALUE")
+			}
+		}
+		if len(missing) > 0 {
+			invalid("the template gives no value to an arg the query uses: add %s", strings.Join(missing, " "))
+		}
+		return exitInvalidInput
 	}
 
-	// Fixed widths rather than a tabwriter: lines are printed as measurements happen.
-	const row = "%-8s  %-20s  %3v  %-12s  %-14s  %s\n"
-	fmt.Fprintf(stdout, row, "TIME", "METRIC", "#", "PHASE", "VALUE", "MESSAGE")
-	var (
-		status v1alpha1.AnalysisRunStatus
-		count  = map[string]int{}
-	)
+	// Said at once, not after the step in progress, which may be waiting on a query.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stderr, "promgate analyze: interrupted: terminating the run (Ctrl-C again quits at once)")
+		case <-done:
+		}
+	}()
+
+	out := newProgress(stdout, plan)
+	fmt.Fprintf(stdout, "running %s from %s: %d metrics\n\n", t, t.File, len(plan.Metrics))
+	out.header()
+	var status v1alpha1.AnalysisRunStatus
 	for {
 		terminate := ctx.Err() != nil
+		// Queries run to their own timeout rather than being cut by Ctrl-C: a cancelled
+		// query would count as an Error measurement and could change the verdict.
 		taken, next := plan.Step(context.WithoutCancel(ctx), &status, time.Now(), terminate)
-		for _, tk := range taken {
-			count[tk.Metric]++
-			m := tk.Measurement
-			fmt.Fprintf(stdout, row, m.StartedAt.Format("15:04:05"), tk.Metric, count[tk.Metric], m.Phase, dash(m.Value), m.Message)
-		}
+		out.measurements(taken)
 		if status.Phase.Completed() {
 			break
 		}
@@ -96,47 +167,110 @@ func analyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case <-time.After(time.Until(next)):
 		}
 	}
+	if len(status.MetricResults) > 1 {
+		out.summary(status.MetricResults)
+	}
 	fmt.Fprintf(stdout, "\nverdict: %s: %s\n", status.Phase, status.Message)
 	return exitCode(status.Phase)
 }
 
-func pickTemplate(ts []template, name string) (template, error) {
-	if name == "" {
-		if len(ts) == 1 {
-			return ts[0], nil
-		}
-		names := make([]string, len(ts))
-		for i, t := range ts {
-			names[i] = t.Name
-		}
-		return template{}, fmt.Errorf("%d templates (%s): choose one with --template", len(ts), strings.Join(names, ", "))
+// progress prints measurements in columns sized to the plan's metric names. Each line is
+// written as soon as its measurement is taken (stdout is unbuffered), so the columns are
+// fixed up front instead of measured over the whole output as a tabwriter would.
+type progress struct {
+	w      io.Writer
+	row    string
+	order  map[string]int
+	dryRun map[string]bool
+	count  map[string]int
+}
+
+func newProgress(w io.Writer, plan *analysis.Plan) *progress {
+	p := &progress{w: w, order: map[string]int{}, dryRun: map[string]bool{}, count: map[string]int{}}
+	width := len("METRIC")
+	for i, pm := range plan.Metrics {
+		p.order[pm.Spec.Name] = i
+		p.dryRun[pm.Spec.Name] = pm.DryRun
+		width = max(width, len(p.metric(pm.Spec.Name)))
 	}
-	for _, t := range ts {
-		if t.Name == name {
+	p.row = fmt.Sprintf("%%-8s  %%-%ds  %%3v  %%-12s  %%-14s  %%s\n", width)
+	return p
+}
+
+func (p *progress) metric(name string) string {
+	if p.dryRun[name] {
+		return name + " (dry run)"
+	}
+	return name
+}
+
+func (p *progress) header() {
+	fmt.Fprintf(p.w, p.row, "TIME", "METRIC", "#", "PHASE", "VALUE", "MESSAGE")
+}
+
+// measurements prints one step's measurements in the plan's metric order; the engine
+// returns them in the order they finished.
+func (p *progress) measurements(taken []analysis.Taken) {
+	slices.SortStableFunc(taken, func(a, b analysis.Taken) int { return p.order[a.Metric] - p.order[b.Metric] })
+	for _, tk := range taken {
+		p.count[tk.Metric]++
+		m := tk.Measurement
+		at := "-"
+		if m.StartedAt != nil {
+			at = m.StartedAt.Format("15:04:05")
+		}
+		fmt.Fprintf(p.w, p.row, at, p.metric(tk.Metric), p.count[tk.Metric], m.Phase, dash(m.Value), dash(m.Message))
+	}
+}
+
+// summary shows each metric's outcome, which the verdict line gives only for the metric
+// that decided.
+func (p *progress) summary(results []v1alpha1.MetricResult) {
+	fmt.Fprintln(p.w)
+	for _, mr := range results {
+		fmt.Fprintf(p.w, p.row, "", p.metric(mr.Name), "", mr.Phase, "", mr.Message)
+	}
+}
+
+func pickTemplate(ts []template, name string) (template, error) {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		if name != "" && t.Name == name {
 			return t, nil
 		}
+		names[i] = t.Name
 	}
-	return template{}, fmt.Errorf("no template named %q", name)
+	switch {
+	case name != "":
+		return template{}, fmt.Errorf("no template named %q (the file has %s)", name, strings.Join(names, ", "))
+	case len(ts) > 1:
+		return template{}, fmt.Errorf("%d templates (%s): choose one with --template", len(ts), strings.Join(names, ", "))
+	}
+	return ts[0], nil
 }
 
 // runSpec builds the run a controller would create from the template: template args with
-// values, then --arg values, which win.
-func runSpec(t template, args []string, prometheus string) (*v1alpha1.AnalysisRunSpec, error) {
+// values, overridden or supplied by --arg. unset lists the args left without a value, which
+// is an error only if a query uses one.
+func runSpec(t template, args []string, prometheus string) (spec *v1alpha1.AnalysisRunSpec, unset []string, err error) {
 	given := map[string]string{}
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--arg %q: want name=value", a)
+			return nil, nil, fmt.Errorf("--arg %q: want name=value", a)
 		}
 		given[k] = v
 	}
-	spec := &v1alpha1.AnalysisRunSpec{
-		Metrics:              t.Spec.Metrics,
-		DryRun:               t.Spec.DryRun,
-		MeasurementRetention: t.Spec.MeasurementRetention,
+	// The template is not modified: metrics are deep-copied before addresses change.
+	tspec := t.Spec.DeepCopy()
+	spec = &v1alpha1.AnalysisRunSpec{
+		Metrics:              tspec.Metrics,
+		DryRun:               tspec.DryRun,
+		MeasurementRetention: tspec.MeasurementRetention,
+		Templates:            []v1alpha1.AnalysisTemplateRef{{Name: t.Name, ClusterScope: t.Kind == "ClusterAnalysisTemplate"}},
 	}
 	declared := map[string]bool{}
-	for _, a := range t.Spec.Args {
+	for _, a := range tspec.Args {
 		declared[a.Name] = true
 		v, ok := given[a.Name]
 		switch {
@@ -144,15 +278,17 @@ func runSpec(t template, args []string, prometheus string) (*v1alpha1.AnalysisRu
 		case a.Value != nil:
 			v = *a.Value
 		case a.ValueFrom != nil:
-			return nil, fmt.Errorf("args[%s] comes from a Secret: pass it with --arg %s=VALUE", a.Name, a.Name)
+			// No cluster, so no Secret to read it from.
+			return nil, nil, fmt.Errorf("args[%s] comes from a Secret: give its value with --arg %s=VALUE", a.Name, a.Name)
 		default:
+			unset = append(unset, a.Name)
 			continue
 		}
 		spec.Args = append(spec.Args, v1alpha1.Argument{Name: a.Name, Value: &v})
 	}
-	for k := range given {
+	for _, k := range slices.Sorted(maps.Keys(given)) {
 		if !declared[k] {
-			return nil, fmt.Errorf("--arg %s: the template declares no such arg", k)
+			return nil, nil, fmt.Errorf("--arg %s: the template declares no such arg", k)
 		}
 	}
 	if prometheus != "" {
@@ -162,7 +298,7 @@ func runSpec(t template, args []string, prometheus string) (*v1alpha1.AnalysisRu
 			}
 		}
 	}
-	return spec, nil
+	return spec, unset, nil
 }
 
 func exitCode(p v1alpha1.AnalysisPhase) int {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/test/testbed"
 )
 
@@ -61,41 +63,208 @@ spec:
 `
 
 func TestLoadTemplates(t *testing.T) {
-	ts, err := loadTemplates(writeFile(t, twoTemplates))
+	ts, err := loadTemplates(writeFile(t, twoTemplates+"---\n# only a comment\n"))
 	require.NoError(t, err)
-	require.Len(t, ts, 2)
+	require.Len(t, ts, 2, "a document of comments only is no template")
 	assert.Equal(t, "AnalysisTemplate/success-rate", ts[0].String())
 	assert.Equal(t, "ClusterAnalysisTemplate/latency", ts[1].String())
+	assert.Empty(t, ts[0].Problems)
+	assert.Empty(t, ts[1].Problems)
+	assert.Equal(t, 2, ts[1].Doc)
 
+	problems := func(t *testing.T, content string) []string {
+		t.Helper()
+		ts, err := loadTemplates(writeFile(t, content))
+		require.NoError(t, err)
+		var lines []string
+		for _, tmpl := range ts {
+			for _, p := range tmpl.Problems {
+				lines = append(lines, strings.TrimPrefix(tmpl.line(p), tmpl.File+": "))
+			}
+		}
+		return lines
+	}
+	t.Run("UnknownFieldsNamedByMetric", func(t *testing.T) {
+		got := problems(t, strings.NewReplacer("successCondition:", "sucessCondition:", "name: latency", "name: latency\n  labels: {a: b}\n  bogus: 1").Replace(twoTemplates))
+		assert.Equal(t, []string{
+			"AnalysisTemplate/success-rate: metrics[success-rate].sucessCondition: unknown field",
+			"ClusterAnalysisTemplate/latency: metadata.bogus: unknown field",
+		}, got, "a typo never silently drops a condition")
+	})
+	t.Run("ArgoAPIVersion", func(t *testing.T) {
+		got := problems(t, strings.Replace(twoTemplates, "promgate.io/v1alpha1", "argoproj.io/v1alpha1", 1))
+		assert.Equal(t, []string{"AnalysisTemplate/success-rate: apiVersion: argoproj.io/v1alpha1 is Argo Rollouts'; change it to promgate.io/v1alpha1 (the fields are the same)"}, got)
+	})
+	t.Run("NotATemplate", func(t *testing.T) {
+		got := problems(t, "kind: Deployment\napiVersion: promgate.io/v1alpha1\nmetadata: {name: web}\n")
+		assert.Equal(t, []string{`Deployment/web: kind: "Deployment": want AnalysisTemplate or ClusterAnalysisTemplate`}, got)
+		got = problems(t, "apiVersion: promgate.io/v1alpha1\nkind: AnalysisTemplate\nspec:\n  metrics:\n  - name: m\n    count: three\n")
+		require.Len(t, got, 1)
+		assert.Contains(t, got[0], "AnalysisTemplate in document 1: json: cannot unmarshal string into Go struct field Metric.spec.metrics.count of type int32")
+	})
+	t.Run("Structure", func(t *testing.T) {
+		got := problems(t, `apiVersion: promgate.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: s
+spec:
+  args:
+  - name: a
+    value: x
+    valueFrom: {secretKeyRef: {name: s, key: k}}
+  - name: 9lives
+  dryRun:
+  - metricName: sucess
+  measurementRetention:
+  - metricName: m
+    limit: 0
+  metrics:
+  - name: m
+    failureLimit: -1
+    provider: {prometheus: {query: up, auth: {bearerTokenSecret: {name: s}}}}
+  - name: m
+    provider: {prometheus: {query: up}}
+---
+apiVersion: promgate.io/v1alpha1
+kind: ClusterAnalysisTemplate
+spec:
+  metrics: []
+`)
+		assert.Equal(t, []string{
+			"AnalysisTemplate/s: metrics[m].failureLimit: -1 is below the minimum 0",
+			"AnalysisTemplate/s: metrics[m].provider.prometheus.auth.bearerTokenSecret.key: is required",
+			`AnalysisTemplate/s: metrics[m].name: duplicate metric name "m"`,
+			"AnalysisTemplate/s: args[a]: value and valueFrom are mutually exclusive",
+			`AnalysisTemplate/s: args[9lives].name: "9lives" is not a valid arg name (^[A-Za-z_][A-Za-z0-9_.-]*$)`,
+			`AnalysisTemplate/s: dryRun[0].metricName: no metric named "sucess" (use a metric's name or "*")`,
+			"AnalysisTemplate/s: measurementRetention[0].limit: 0 is not between 1 and 1000",
+			"ClusterAnalysisTemplate in document 2: metadata.name: a name is required",
+			"ClusterAnalysisTemplate in document 2: metrics: at least one metric is required",
+		}, got)
+	})
+	t.Run("FileErrors", func(t *testing.T) {
+		_, err := loadTemplates(filepath.Join(t.TempDir(), "missing.yaml"))
+		assert.ErrorIs(t, err, os.ErrNotExist)
+		_, err = loadTemplates(writeFile(t, twoTemplates+"---\nkind: [\n"))
+		assert.ErrorContains(t, err, "document 3: not YAML")
+		_, err = loadTemplates(writeFile(t, strings.Replace(twoTemplates, "    count: 3\n", "    count: 3\n    count: 30\n", 1)))
+		assert.ErrorContains(t, err, `key "count" already set`, "a repeated key never silently wins")
+		_, err = loadTemplates(writeFile(t, "# nothing\n"))
+		assert.ErrorContains(t, err, "no AnalysisTemplate or ClusterAnalysisTemplate found")
+	})
+}
+
+func TestPickTemplate(t *testing.T) {
+	ts, err := loadTemplates(writeFile(t, twoTemplates))
+	require.NoError(t, err)
 	_, err = pickTemplate(ts, "")
-	assert.ErrorContains(t, err, "choose one with --template")
+	assert.EqualError(t, err, "2 templates (success-rate, latency): choose one with --template")
 	got, err := pickTemplate(ts, "latency")
 	require.NoError(t, err)
 	assert.Equal(t, "p99", got.Spec.Metrics[0].Name)
-
-	_, err = loadTemplates(writeFile(t, strings.Replace(twoTemplates, "successCondition:", "sucessCondition:", 1)))
-	assert.ErrorContains(t, err, `unknown field "sucessCondition"`, "a typo never silently drops a condition")
-
-	_, err = loadTemplates(writeFile(t, strings.Replace(twoTemplates, "promgate.io/v1alpha1", "argoproj.io/v1alpha1", 1)))
-	assert.ErrorContains(t, err, "change it to promgate.io/v1alpha1")
-
-	_, err = loadTemplates(writeFile(t, "kind: Deployment\napiVersion: promgate.io/v1alpha1\n"))
-	assert.ErrorContains(t, err, `kind "Deployment"`)
+	_, err = pickTemplate(ts, "nosuch")
+	assert.EqualError(t, err, `no template named "nosuch" (the file has success-rate, latency)`)
+	got, err = pickTemplate(ts[1:], "")
+	require.NoError(t, err, "a single template needs no --template")
+	assert.Equal(t, "latency", got.Name)
 }
 
 func TestRunSpecArgs(t *testing.T) {
-	ts, err := loadTemplates(writeFile(t, twoTemplates))
+	ts, err := loadTemplates(writeFile(t, `apiVersion: promgate.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: args
+spec:
+  args:
+  - name: service
+  - name: quantile
+    value: "0.99"
+  - name: token
+    valueFrom: {secretKeyRef: {name: tokens, key: t}}
+  metrics:
+  - name: m
+    provider:
+      prometheus:
+        address: http://template:9090
+        query: up{service="{{args.service}}", q="{{args.quantile}}", t="{{args.token}}"}
+`))
 	require.NoError(t, err)
-	spec, err := runSpec(ts[0], []string{"service=checkout"}, "http://prom:9090")
-	require.NoError(t, err)
-	require.Len(t, spec.Args, 1)
-	assert.Equal(t, "checkout", *spec.Args[0].Value)
-	assert.Equal(t, "http://prom:9090", spec.Metrics[0].Provider.Prometheus.Address)
+	tmpl := ts[0]
+	value := func(spec *v1alpha1.AnalysisRunSpec, name string) string {
+		for _, a := range spec.Args {
+			if a.Name == name {
+				return *a.Value
+			}
+		}
+		return "<unset>"
+	}
 
-	_, err = runSpec(ts[0], []string{"nosuch=1"}, "")
-	assert.ErrorContains(t, err, "declares no such arg")
-	_, err = runSpec(ts[0], []string{"service"}, "")
-	assert.ErrorContains(t, err, "want name=value")
+	spec, unset, err := runSpec(tmpl, []string{"token=s3cret", "quantile=0.5"}, "http://prom:9090")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"service"}, unset)
+	assert.Equal(t, "s3cret", value(spec, "token"), "a secret-backed arg is given with --arg")
+	assert.Equal(t, "0.5", value(spec, "quantile"), "--arg overrides the template's value")
+	assert.Equal(t, "<unset>", value(spec, "service"))
+	assert.Equal(t, "http://prom:9090", spec.Metrics[0].Provider.Prometheus.Address, "--prometheus overrides the template's address")
+	assert.Equal(t, "http://template:9090", tmpl.Spec.Metrics[0].Provider.Prometheus.Address, "the template itself is left as it was")
+	assert.Equal(t, []v1alpha1.AnalysisTemplateRef{{Name: "args"}}, spec.Templates)
+
+	spec, unset, err = runSpec(tmpl, []string{"token=x", "service=checkout"}, "")
+	require.NoError(t, err)
+	assert.Empty(t, unset)
+	assert.Equal(t, "0.99", value(spec, "quantile"))
+	assert.Equal(t, "http://template:9090", spec.Metrics[0].Provider.Prometheus.Address, "no --prometheus: the template's address")
+
+	_, _, err = runSpec(tmpl, nil, "")
+	assert.EqualError(t, err, "args[token] comes from a Secret: give its value with --arg token=VALUE")
+	_, _, err = runSpec(tmpl, []string{"token=x", "nosuch=1"}, "")
+	assert.EqualError(t, err, "--arg nosuch: the template declares no such arg")
+	_, _, err = runSpec(tmpl, []string{"service"}, "")
+	assert.EqualError(t, err, `--arg "service": want name=value`)
+}
+
+func TestParseInterleaved(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	var files stringList
+	fs.Var(&files, "f", "")
+	pos, err := parseInterleaved(fs, []string{"a.yaml", "-f", "b.yaml", "c.yaml", "-f=d.yaml"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a.yaml", "c.yaml"}, pos)
+	assert.Equal(t, stringList{"b.yaml", "d.yaml"}, files)
+}
+
+// TestLintAuth: auth Secrets are only in the cluster; lint checks auth without them, with
+// the rest of the metric, and does not call a template with auth broken.
+func TestLintAuth(t *testing.T) {
+	const withAuth = `apiVersion: promgate.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: tenant
+spec:
+  metrics:
+  - name: errors
+    successCondition: value < 0.01
+    provider:
+      prometheus:
+        address: https://mimir.example:443/prometheus
+        query: sum(rate(errors_total[5m]))
+        headers: [{key: X-Scope-OrgID, value: team-a}]
+        auth:
+          bearerTokenSecret: {name: mimir, key: token}
+          tls: {caSecret: {name: mimir, key: ca.crt}}
+`
+	var out, stderr strings.Builder
+	code := lint([]string{writeFile(t, withAuth)}, &out, &stderr)
+	assert.Equal(t, exitSuccessful, code, out.String()+stderr.String())
+	assert.Contains(t, out.String(), "AnalysisTemplate/tenant: ok (1 metrics)")
+
+	out.Reset()
+	bad := strings.Replace(withAuth, "sum(rate(errors_total[5m]))", "sum(rate(errors_total[5m])", 1)
+	bad = strings.Replace(bad, "          tls:", "          basicAuth: {username: u, passwordSecret: {name: p, key: k}}\n          tls:", 1)
+	code = lint([]string{writeFile(t, bad)}, &out, &stderr)
+	assert.Equal(t, exitFailed, code)
+	assert.Contains(t, out.String(), "AnalysisTemplate/tenant: metrics[errors].provider.prometheus.auth: at most one of bearerTokenSecret, basicAuth and oauth2")
+	assert.Contains(t, out.String(), "AnalysisTemplate/tenant: metrics[errors].provider.prometheus.query: invalid PromQL", "the rest of a metric with auth is still checked")
 }
 
 var promgateBin string
@@ -170,7 +339,8 @@ func TestBinaryAgainstPrometheus(t *testing.T) {
 	t.Run("InvalidInput", func(t *testing.T) {
 		out, code := analyze()
 		assert.Equal(t, exitInvalidInput, code, out)
-		assert.Contains(t, out, `AnalysisTemplate/success-rate: metrics[success-rate].provider.prometheus.query: argument "service" is not defined`)
+		assert.Contains(t, out, file+`: AnalysisTemplate/success-rate: metrics[success-rate].provider.prometheus.query: argument "service" is not defined`)
+		assert.Contains(t, out, "add --arg service=VALUE")
 
 		bad := writeFile(t, strings.Replace(twoTemplates, `{service="{{args.service}}"}`, `{service="{{args.service}}"`, 1))
 		out, code = run(t, "analyze", "-f", bad, "--template", "success-rate", "--prometheus", prom.URL, "--arg", "service=x")
@@ -180,7 +350,48 @@ func TestBinaryAgainstPrometheus(t *testing.T) {
 		bad = writeFile(t, strings.Replace(twoTemplates, "result[0] >= 0.95", "result[0] >=", 1))
 		out, code = run(t, "analyze", "-f", bad, "--template", "success-rate", "--prometheus", prom.URL, "--arg", "service=x")
 		assert.Equal(t, exitInvalidInput, code, out)
-		assert.Contains(t, out, "metrics[success-rate].successCondition")
+		assert.Contains(t, out, bad+": AnalysisTemplate/success-rate: metrics[success-rate].successCondition: ")
+
+		bad = writeFile(t, strings.Replace(twoTemplates, "  - name: service\n", "  - name: service\n  - name: token\n    valueFrom: {secretKeyRef: {name: prom, key: token}}\n", 1))
+		out, code = run(t, "analyze", "-f", bad, "--template", "success-rate", "--prometheus", prom.URL, "--arg", "service=x")
+		assert.Equal(t, exitInvalidInput, code, out)
+		assert.Contains(t, out, "args[token] comes from a Secret: give its value with --arg token=VALUE")
+
+		bad = writeFile(t, strings.Replace(twoTemplates, "failureCondition:", "failureCondtion:", 1))
+		out, code = run(t, "analyze", "-f", bad, "--template", "success-rate", "--prometheus", prom.URL, "--arg", "service=x")
+		assert.Equal(t, exitInvalidInput, code, out)
+		assert.Contains(t, out, bad+": ClusterAnalysisTemplate/latency: metrics[p99].failureCondtion: unknown field", "a broken document stops the run")
+		assert.NotContains(t, out, "verdict")
+	})
+	t.Run("DryRunMetricIsShownAndDoesNotDecide", func(t *testing.T) {
+		dry := writeFile(t, `apiVersion: promgate.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: with-dry-run
+spec:
+  dryRun:
+  - metricName: broken-ratio
+  metrics:
+  - name: healthy-ratio
+    interval: 1s
+    count: 2
+    successCondition: value >= 0.95
+    provider:
+      prometheus:
+        query: promgate_cli_ratio{service="healthy"}
+  - name: broken-ratio
+    interval: 1s
+    count: 2
+    successCondition: value >= 0.95
+    provider:
+      prometheus:
+        query: promgate_cli_ratio{service="broken"}
+`)
+		out, code := run(t, "analyze", dry, "--prometheus", prom.URL)
+		assert.Equal(t, exitSuccessful, code, out)
+		assert.Regexp(t, `broken-ratio \(dry run\)\s+1\s+Failed\s+\[0\.7\]`, out)
+		assert.Regexp(t, `\n\s+broken-ratio \(dry run\)\s+Failed\s+1 failed measurements exceed failureLimit 0`, out, "the summary shows each metric's outcome")
+		assert.Contains(t, out, `verdict: Successful: metric "healthy-ratio" Successful`)
 	})
 	t.Run("Lint", func(t *testing.T) {
 		out, code := run(t, "lint", "-f", file)
@@ -194,8 +405,17 @@ func TestBinaryAgainstPrometheus(t *testing.T) {
 		assert.Contains(t, out, bad+": AnalysisTemplate/success-rate: metrics[success-rate].count: count 3 needs an interval")
 		assert.Contains(t, out, bad+": ClusterAnalysisTemplate/latency: metrics[p99].provider.prometheus.query: invalid PromQL")
 
-		out, code = run(t, "lint", "-f", filepath.Join(t.TempDir(), "missing.yaml"))
+		bad = writeFile(t, strings.NewReplacer("result[0] > 0.5", "result[0] >", "successCondition:", "succesCondition:").Replace(twoTemplates))
+		out, code = run(t, "lint", "-f", file, "-f", bad)
+		assert.Equal(t, exitFailed, code, out)
+		assert.Contains(t, out, file+": AnalysisTemplate/success-rate: ok (1 metrics)", "the good file is reported too")
+		assert.Contains(t, out, bad+": AnalysisTemplate/success-rate: metrics[success-rate].succesCondition: unknown field")
+		assert.Contains(t, out, bad+": ClusterAnalysisTemplate/latency: metrics[p99].failureCondition: ")
+
+		out, code = run(t, "lint", "-f", filepath.Join(t.TempDir(), "missing.yaml"), file)
 		assert.Equal(t, exitInvalidInput, code, out)
+		assert.Contains(t, out, "missing.yaml: no such file or directory")
+		assert.Contains(t, out, "ClusterAnalysisTemplate/latency: ok (1 metrics)", "the other files are still linted")
 	})
 	t.Run("InterruptEndsWithTheVerdictSoFar", func(t *testing.T) {
 		endless := writeFile(t, strings.Replace(twoTemplates, "    count: 3\n", "", 1))
@@ -207,6 +427,7 @@ func TestBinaryAgainstPrometheus(t *testing.T) {
 		require.NoError(t, cmd.Process.Signal(os.Interrupt))
 		err := cmd.Wait()
 		assert.NoError(t, err, "measured successes before the interrupt: exit 0\n%s", out.String())
+		assert.Contains(t, out.String(), "interrupted: terminating the run")
 		assert.Contains(t, out.String(), "verdict: Successful: terminated")
 	})
 	// Last: it stops Prometheus.

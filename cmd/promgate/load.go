@@ -4,29 +4,72 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 )
 
-// template is one AnalysisTemplate or ClusterAnalysisTemplate read from a file.
+// template is one document of a template file.
 type template struct {
 	File string
+	// Doc is the document's 1-based position in the file.
+	Doc  int
 	Kind string
 	Name string
-	Spec v1alpha1.AnalysisTemplateSpec
+	// Spec is nil when the document could not be decoded as a template (wrong apiVersion
+	// or kind, a value of the wrong type); Problems then say why.
+	Spec *v1alpha1.AnalysisTemplateSpec
+	// Problems are what reading the document found wrong: unknown fields, a wrong
+	// apiVersion or kind, and the structural rules the CRD enforces at admission.
+	Problems []problem
 }
 
-func (t template) String() string { return t.Kind + "/" + t.Name }
+// problem is one thing wrong with a template, located by its field path relative to the
+// spec as analysis.SpecError paths are (metrics[NAME].field), or to the document for
+// apiVersion, kind and metadata.
+type problem struct {
+	Field string
+	Msg   string
+}
 
-// loadTemplates reads every document of a (multi-document) YAML file. Unknown fields are
-// errors, so a typo never silently drops a condition.
+func (t template) String() string {
+	switch {
+	case t.Kind == "":
+		return "document " + strconv.Itoa(t.Doc)
+	case t.Name == "":
+		return t.Kind + " in document " + strconv.Itoa(t.Doc)
+	}
+	return t.Kind + "/" + t.Name
+}
+
+// line formats p as lint prints it: FILE: Kind/NAME: field: message, on one line so that
+// each problem is one line to grep; what follows a newline (expr's drawing of where a
+// condition broke) repeats the position the first line already gives.
+func (t template) line(p problem) string {
+	p.Msg, _, _ = strings.Cut(p.Msg, "\n")
+	if p.Field == "" {
+		return fmt.Sprintf("%s: %s: %s", t.File, t, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s: %s", t.File, t, p.Field, p.Msg)
+}
+
+func (t *template) add(field, format string, a ...any) {
+	t.Problems = append(t.Problems, problem{Field: field, Msg: fmt.Sprintf(format, a...)})
+}
+
+// loadTemplates reads every document of a (multi-document) YAML file. The error is for a
+// file that cannot be read or is not YAML; problems with a template are in its Problems,
+// so one broken document does not hide the others.
 func loadTemplates(path string) ([]template, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -42,14 +85,14 @@ func loadTemplates(path string) ([]template, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: document %d: %w", path, doc, err)
 		}
-		if len(bytes.TrimSpace(b)) == 0 || isOnlyComments(b) {
+		if isOnlyComments(b) {
 			continue
 		}
 		t, err := decodeTemplate(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: document %d: %w", path, doc, err)
 		}
-		t.File = path
+		t.File, t.Doc = path, doc
 		out = append(out, t)
 	}
 	if len(out) == 0 {
@@ -67,35 +110,209 @@ func isOnlyComments(b []byte) bool {
 	return true
 }
 
+// decodeTemplate decodes one document; the error is for text that is not YAML.
 func decodeTemplate(b []byte) (template, error) {
+	// Strict: a key given twice would otherwise silently lose one of its values.
+	j, err := yaml.YAMLToJSONStrict(b)
+	if err != nil {
+		return template{}, fmt.Errorf("not YAML: %w", err)
+	}
 	var head struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
 	}
-	if err := yaml.Unmarshal(b, &head); err != nil {
-		return template{}, fmt.Errorf("not YAML: %w", err)
+	if err := sjson.UnmarshalCaseSensitivePreserveInts(j, &head); err != nil {
+		return template{}, fmt.Errorf("not a Kubernetes object: %w", err)
 	}
-	if strings.HasPrefix(head.APIVersion, "argoproj.io/") {
-		return template{}, fmt.Errorf("apiVersion %s is Argo Rollouts'; change it to %s (the fields are the same)", head.APIVersion, v1alpha1.GroupVersion)
+	t := template{Kind: head.Kind, Name: head.Metadata.Name}
+	switch {
+	case strings.HasPrefix(head.APIVersion, "argoproj.io/"):
+		t.add("apiVersion", "%s is Argo Rollouts'; change it to %s (the fields are the same)", head.APIVersion, v1alpha1.GroupVersion)
+		return t, nil
+	case head.APIVersion != v1alpha1.GroupVersion.String():
+		t.add("apiVersion", "%q: want %s", head.APIVersion, v1alpha1.GroupVersion)
+		return t, nil
+	case head.Kind != "AnalysisTemplate" && head.Kind != "ClusterAnalysisTemplate":
+		t.add("kind", "%q: want AnalysisTemplate or ClusterAnalysisTemplate", head.Kind)
+		return t, nil
 	}
-	if head.APIVersion != v1alpha1.GroupVersion.String() {
-		return template{}, fmt.Errorf("apiVersion %q: want %s", head.APIVersion, v1alpha1.GroupVersion)
+	// Both kinds have the same shape. sigs.k8s.io/json rather than yaml.UnmarshalStrict:
+	// it reports every unknown field with its full path, not just the first one's name,
+	// so a misspelt condition is found in the metric that has it.
+	var obj v1alpha1.AnalysisTemplate
+	strict, err := sjson.UnmarshalStrict(j, &obj)
+	if err != nil {
+		t.add("", "%v", err)
+		return t, nil
 	}
-	switch head.Kind {
-	case "AnalysisTemplate":
-		var at v1alpha1.AnalysisTemplate
-		if err := yaml.UnmarshalStrict(b, &at); err != nil {
-			return template{}, fmt.Errorf("AnalysisTemplate: %w", err)
+	t.Spec = &obj.Spec
+	for _, e := range strict {
+		var fe sjson.FieldError
+		if errors.As(e, &fe) {
+			// The message is "unknown field" or "duplicate field" followed by the path.
+			t.add(specPath(fe.FieldPath(), obj.Spec.Metrics), "%s", strings.TrimSuffix(e.Error(), " "+strconv.Quote(fe.FieldPath())))
+			continue
 		}
-		return template{Kind: head.Kind, Name: at.Name, Spec: at.Spec}, nil
-	case "ClusterAnalysisTemplate":
-		var cat v1alpha1.ClusterAnalysisTemplate
-		if err := yaml.UnmarshalStrict(b, &cat); err != nil {
-			return template{}, fmt.Errorf("ClusterAnalysisTemplate: %w", err)
-		}
-		return template{Kind: head.Kind, Name: cat.Name, Spec: cat.Spec}, nil
+		t.add("", "%v", e)
 	}
-	return template{}, fmt.Errorf("kind %q: want AnalysisTemplate or ClusterAnalysisTemplate", head.Kind)
+	if t.Name == "" {
+		t.add("metadata.name", "a name is required")
+	}
+	checkSpec(&t)
+	return t, nil
+}
+
+var metricIndex = regexp.MustCompile(`^spec\.metrics\[(\d+)\]`)
+
+// specPath turns a document path (spec.metrics[0].sucessCondition) into the form the
+// engine uses (metrics[success-rate].sucessCondition).
+func specPath(path string, metrics []v1alpha1.Metric) string {
+	if m := metricIndex.FindStringSubmatch(path); m != nil {
+		if i, err := strconv.Atoi(m[1]); err == nil && i < len(metrics) {
+			path = metricField(i, metrics[i]) + path[len(m[0]):]
+		}
+	}
+	return strings.TrimPrefix(path, "spec.")
+}
+
+func metricField(i int, m v1alpha1.Metric) string {
+	if m.Name == "" {
+		return fmt.Sprintf("metrics[%d]", i)
+	}
+	return fmt.Sprintf("metrics[%s]", m.Name)
+}
+
+var argName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+
+// checkSpec adds what the CRD's schema and CEL rules would reject at admission and the
+// engine does not check metric by metric: names, args, references between fields and
+// minimums. A file is linted with no API server to enforce them.
+func checkSpec(t *template) {
+	s := t.Spec
+	if len(s.Metrics) == 0 {
+		t.add("metrics", "at least one metric is required")
+	}
+	names := map[string]bool{}
+	for i, m := range s.Metrics {
+		f := metricField(i, m)
+		switch {
+		case m.Name == "":
+			t.add(f+".name", "a name is required")
+		case names[m.Name]:
+			t.add(f+".name", "duplicate metric name %q", m.Name)
+		}
+		names[m.Name] = true
+		for _, lim := range []struct {
+			field string
+			v     *int32
+			min   int32
+		}{
+			{"count", m.Count, 0},
+			{"failureLimit", m.FailureLimit, 0},
+			{"inconclusiveLimit", m.InconclusiveLimit, 0},
+			{"consecutiveErrorLimit", m.ConsecutiveErrorLimit, 0},
+			{"consecutiveSuccessLimit", m.ConsecutiveSuccessLimit, 1},
+		} {
+			if lim.v != nil && *lim.v < lim.min {
+				t.add(f+"."+lim.field, "%d is below the minimum %d", *lim.v, lim.min)
+			}
+		}
+		if p := m.Provider.Prometheus; p != nil {
+			checkAuth(t, f+".provider.prometheus.auth", p.Auth)
+		}
+		if w := m.Provider.Web; w != nil {
+			checkAuth(t, f+".provider.web.auth", w.Auth)
+		}
+	}
+	declared := map[string]bool{}
+	for _, a := range s.Args {
+		f := fmt.Sprintf("args[%s]", a.Name)
+		switch {
+		case !argName.MatchString(a.Name):
+			t.add(f+".name", "%q is not a valid arg name (%s)", a.Name, argName)
+		case declared[a.Name]:
+			t.add(f+".name", "duplicate arg %q", a.Name)
+		}
+		declared[a.Name] = true
+		switch {
+		case a.Value != nil && a.ValueFrom != nil:
+			t.add(f, "value and valueFrom are mutually exclusive")
+		case a.ValueFrom != nil && a.ValueFrom.SecretKeyRef == nil:
+			t.add(f+".valueFrom.secretKeyRef", "is required")
+		case a.ValueFrom != nil:
+			checkSecretRef(t, f+".valueFrom.secretKeyRef", a.ValueFrom.SecretKeyRef)
+		}
+	}
+	// A misspelt name here is silent at run time: a metric meant to be dry-run would
+	// decide the verdict.
+	knownMetric := func(field, name string) {
+		if name != "*" && !names[name] {
+			t.add(field, "no metric named %q (use a metric's name or \"*\")", name)
+		}
+	}
+	for i, d := range s.DryRun {
+		knownMetric(fmt.Sprintf("dryRun[%d].metricName", i), d.MetricName)
+	}
+	for i, r := range s.MeasurementRetention {
+		knownMetric(fmt.Sprintf("measurementRetention[%d].metricName", i), r.MetricName)
+		if r.Limit < 1 || r.Limit > 1000 {
+			t.add(fmt.Sprintf("measurementRetention[%d].limit", i), "%d is not between 1 and 1000", r.Limit)
+		}
+	}
+}
+
+// checkAuth checks what admission would: required fields and one kind of credentials.
+func checkAuth(t *template, field string, a *v1alpha1.HTTPAuth) {
+	if a == nil {
+		return
+	}
+	n := 0
+	if a.BearerTokenSecret != nil {
+		n++
+		checkSecretRef(t, field+".bearerTokenSecret", a.BearerTokenSecret)
+	}
+	if b := a.BasicAuth; b != nil {
+		n++
+		if b.Username == "" {
+			t.add(field+".basicAuth.username", "is required")
+		}
+		checkSecretRef(t, field+".basicAuth.passwordSecret", &b.PasswordSecret)
+	}
+	if o := a.OAuth2; o != nil {
+		n++
+		if o.ClientID == "" {
+			t.add(field+".oauth2.clientId", "is required")
+		}
+		if o.TokenURL == "" {
+			t.add(field+".oauth2.tokenUrl", "is required")
+		}
+		checkSecretRef(t, field+".oauth2.clientSecret", &o.ClientSecret)
+	}
+	if n > 1 {
+		t.add(field, "at most one of bearerTokenSecret, basicAuth and oauth2")
+	}
+	if tls := a.TLS; tls != nil {
+		for _, s := range []struct {
+			field string
+			ref   *v1alpha1.SecretKeySelector
+		}{{"caSecret", tls.CASecret}, {"certSecret", tls.CertSecret}, {"keySecret", tls.KeySecret}} {
+			if s.ref != nil {
+				checkSecretRef(t, field+".tls."+s.field, s.ref)
+			}
+		}
+	}
+}
+
+func checkSecretRef(t *template, field string, ref *v1alpha1.SecretKeySelector) {
+	if ref.Name == "" {
+		t.add(field+".name", "is required")
+	}
+	if ref.Key == "" {
+		t.add(field+".key", "is required")
+	}
 }
 
 // stringList is a repeatable flag.
@@ -106,4 +323,21 @@ func (s *stringList) String() string { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error {
 	*s = append(*s, v)
 	return nil
+}
+
+// parseInterleaved parses flags given before, between and after positional arguments, which
+// the flag package alone would take as positional from the first non-flag on (so
+// `promgate lint a.yaml -f b.yaml` would look for a file named "-f").
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional, args = append(positional, args[0]), args[1:]
+	}
 }

@@ -1,0 +1,265 @@
+package traffic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/promgate/promgate/api/v1alpha1"
+)
+
+const (
+	// LabelRollout names the Rollout on every object this package generates.
+	LabelRollout = "promgate.io/rollout"
+	// AnnotationOriginalSelector holds the stable Service's own selector as JSON while it is pinned.
+	AnnotationOriginalSelector = "promgate.io/original-selector"
+	// AnnotationOriginalRules holds the HTTPRoute's own spec.rules as JSON while weights are applied.
+	AnnotationOriginalRules = "promgate.io/original-rules"
+
+	// podTemplateHash is the label the Deployment controller puts on each ReplicaSet's pods.
+	podTemplateHash = "pod-template-hash"
+	canarySuffix    = "-canary"
+)
+
+// Target is one spec.strategy.<kind>.trafficRoutings entry of a Rollout in a release.
+type Target struct {
+	// Rollout owns the generated objects (controller ownerReference) and gives the namespace.
+	Rollout *v1alpha1.Rollout
+	// Routing is the trafficRoutings entry.
+	Routing v1alpha1.TrafficRouting
+	// Field is the entry's path for error messages, e.g. "spec.strategy.canary.trafficRoutings[0]".
+	Field string
+	// StableRevision and CanaryRevision are pod-template-hash values.
+	StableRevision, CanaryRevision string
+}
+
+// FieldError names the spec field a problem is about.
+type FieldError struct{ Field, Message string }
+
+// Error returns the field and the message.
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// Router moves one traffic routing's requests between the stable and the canary revision.
+type Router interface {
+	// Validate checks the referenced objects exist and can carry the requested steps; *FieldError on bad input (missing Service/Ingress/HTTPRoute, HTTPRoute without a backendRef to the Service, more than one header match for nginx, etc.). It changes nothing.
+	Validate(ctx context.Context, steps []v1alpha1.RolloutStep, stepsField string) error
+	// Route sends weight percent (0-100) of requests, and every request matching matches, to the canary revision. Idempotent: a no-op when already applied (no API write).
+	Route(ctx context.Context, weight int32, matches []v1alpha1.HTTPRouteMatch) error
+	// Finish sends all traffic to winner (the stable revision on abort/cancel/disable/delete, the canary revision on completion), restores the user's Ingress/HTTPRoute exactly, deletes generated objects except that the stable Service stays pinned to winner. Idempotent.
+	Finish(ctx context.Context, winner string) error
+	// Unpin restores the stable Service's original selector exactly and deletes the generated canary Service; called once the loser's pods are gone. Idempotent.
+	Unpin(ctx context.Context) error
+}
+
+// New returns the Router for t's kind of routing: gateway, ingress, or the Service alone.
+func New(c client.Client, t Target) Router {
+	base := serviceRouter{c: c, t: t}
+	switch {
+	case t.Routing.Gateway != nil:
+		return &gatewayRouter{serviceRouter: base}
+	case t.Routing.Ingress != nil:
+		return &ingressRouter{serviceRouter: base}
+	default:
+		return &base
+	}
+}
+
+// conflictBackoff is longer than retry.DefaultRetry because a Service or HTTPRoute may be
+// written by its owner's tooling at the same time; a conflict must not reach the caller.
+var conflictBackoff = wait.Backoff{Steps: 10, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.1}
+
+// retryConflicts runs fn again, after re-reading inside fn, when another writer won the
+// race: a Conflict on update or delete, or AlreadyExists on a create after a stale Get.
+func retryConflicts(fn func() error) error {
+	return retry.OnError(conflictBackoff, func(err error) bool {
+		return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+	}, fn)
+}
+
+// check rejects a Target that no method can work with, so that nothing below dereferences nil.
+func (t Target) check() error {
+	if t.Rollout == nil {
+		return errors.New("traffic routing target has no Rollout")
+	}
+	if t.Routing.Service == "" {
+		return &FieldError{Field: t.Field + ".service", Message: "required"}
+	}
+	if t.Routing.Ingress != nil && t.Routing.Gateway != nil {
+		return &FieldError{Field: t.Field, Message: "ingress and gateway are mutually exclusive in one traffic routing"}
+	}
+	return nil
+}
+
+func (t Target) checkRevisions() error {
+	if t.StableRevision == "" || t.CanaryRevision == "" {
+		return fmt.Errorf("routing traffic of Rollout %s/%s needs both revisions (stable %q, canary %q)",
+			t.Rollout.Namespace, t.Rollout.Name, t.StableRevision, t.CanaryRevision)
+	}
+	return nil
+}
+
+// checkWinner refuses a winner that is neither revision: pinning the stable Service to an
+// unknown hash would leave it without pods.
+func (t Target) checkWinner(winner string) error {
+	if winner == "" || (winner != t.StableRevision && winner != t.CanaryRevision) {
+		return fmt.Errorf("finishing traffic of Rollout %s/%s: winner %q is neither the stable (%q) nor the canary (%q) revision",
+			t.Rollout.Namespace, t.Rollout.Name, winner, t.StableRevision, t.CanaryRevision)
+	}
+	return nil
+}
+
+func checkWeight(weight int32) error {
+	if weight < 0 || weight > 100 {
+		return fmt.Errorf("traffic weight %d is outside 0-100", weight)
+	}
+	return nil
+}
+
+// parseTraffic reads a step's "NN%" traffic.
+func parseTraffic(s string) (int32, error) {
+	digits, ok := strings.CutSuffix(s, "%")
+	n, err := strconv.Atoi(digits)
+	if !ok || err != nil || n < 0 || n > 100 {
+		return 0, fmt.Errorf("%q is not a percentage from 0%% to 100%%", s)
+	}
+	return int32(n), nil
+}
+
+// stepCheck inspects one step; field is the step's path, e.g. "spec.strategy.canary.steps[2]",
+// and weight is nil when the step leaves traffic unchanged.
+type stepCheck func(field string, weight *int32, matches []v1alpha1.HTTPRouteMatch) error
+
+// checkSteps parses every step's traffic and hands each step to check.
+func checkSteps(steps []v1alpha1.RolloutStep, stepsField string, check stepCheck) error {
+	for i, s := range steps {
+		field := fmt.Sprintf("%s[%d]", stepsField, i)
+		var weight *int32
+		if s.Traffic != nil {
+			w, err := parseTraffic(*s.Traffic)
+			if err != nil {
+				return &FieldError{Field: field + ".traffic", Message: err.Error()}
+			}
+			weight = &w
+		}
+		if err := check(field, weight, s.Matches); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// headerToken is RFC 7230's token, the only header names proxies accept.
+var headerToken = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+\-.^_` + "`" + `|~]+$`)
+
+// checkHeaders rejects header matches no proxy can express; it is shared by the ingress
+// and gateway routers, whose proxies both match headers by token name and Exact or
+// RegularExpression value.
+func checkHeaders(matches []v1alpha1.HTTPRouteMatch) error {
+	for i, m := range matches {
+		if len(m.Headers) == 0 {
+			return fmt.Errorf("match %d has no headers", i)
+		}
+		seen := map[string]bool{}
+		for _, h := range m.Headers {
+			if !headerToken.MatchString(h.Name) {
+				return fmt.Errorf("match %d: %q is not a valid header name", i, h.Name)
+			}
+			switch h.Type {
+			case "", "Exact", "RegularExpression":
+			default:
+				return fmt.Errorf("match %d: header %q has type %q, not Exact or RegularExpression", i, h.Name, h.Type)
+			}
+			if seen[strings.ToLower(h.Name)] {
+				return fmt.Errorf("match %d matches header %q twice", i, h.Name)
+			}
+			seen[strings.ToLower(h.Name)] = true
+		}
+	}
+	return nil
+}
+
+func isRegex(h v1alpha1.HeaderMatch) bool { return h.Type == "RegularExpression" }
+
+// checkRolloutName catches a Rollout name too long for the label every generated object carries.
+func (t Target) checkRolloutName() error {
+	if errs := validation.IsValidLabelValue(t.Rollout.Name); len(errs) > 0 {
+		return &FieldError{Field: "metadata.name", Message: fmt.Sprintf("generated objects are labelled %s=%s: %s",
+			LabelRollout, t.Rollout.Name, strings.Join(errs, "; "))}
+	}
+	return nil
+}
+
+// owns reports whether obj was generated for this Rollout; a same-named object of the
+// user's is never changed or deleted.
+func (t Target) owns(obj metav1.Object) bool {
+	return metav1.IsControlledBy(obj, t.Rollout)
+}
+
+// generated names obj and marks it as this Rollout's.
+func (r *serviceRouter) generated(obj client.Object, name string) error {
+	obj.SetNamespace(r.t.Rollout.Namespace)
+	obj.SetName(name)
+	obj.SetLabels(map[string]string{LabelRollout: r.t.Rollout.Name})
+	if err := controllerutil.SetControllerReference(r.t.Rollout, obj, r.c.Scheme()); err != nil {
+		return fmt.Errorf("owning %s by Rollout %s: %w", name, r.t.Rollout.Name, err)
+	}
+	return nil
+}
+
+// deleteGenerated deletes this Rollout's object name of obj's kind, if it exists.
+func (r *serviceRouter) deleteGenerated(ctx context.Context, obj client.Object, kind, name string) error {
+	return retryConflicts(func() error {
+		if err := r.c.Get(ctx, r.key(name), obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("getting %s %s/%s: %w", kind, r.t.Rollout.Namespace, name, err)
+		}
+		if !r.t.owns(obj) {
+			return nil
+		}
+		uid, rv := obj.GetUID(), obj.GetResourceVersion()
+		err := r.c.Delete(ctx, obj, client.Preconditions{UID: &uid, ResourceVersion: &rv})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting %s %s/%s: %w", kind, r.t.Rollout.Namespace, name, err)
+		}
+		return nil
+	})
+}
+
+func (r *serviceRouter) key(name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: r.t.Rollout.Namespace, Name: name}
+}
+
+// setAnnotation sets one annotation, creating the map when needed.
+func setAnnotation(obj metav1.Object, key, value string) {
+	a := obj.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[key] = value
+	obj.SetAnnotations(a)
+}
+
+// removeAnnotation deletes one annotation and drops an emptied map, so that a restored
+// object serializes exactly as the user's did.
+func removeAnnotation(obj metav1.Object, key string) {
+	a := obj.GetAnnotations()
+	delete(a, key)
+	if len(a) == 0 {
+		a = nil
+	}
+	obj.SetAnnotations(a)
+}

@@ -1,0 +1,27 @@
+// Package trafficsim is the traffic simulator of the test bed. kwok's pods serve nothing, so
+// the simulator computes where requests would go from the live objects of one namespace and
+// exports what a real Prometheus scrapes and real analyses read.
+//
+// On every tick it lists Services, Pods, Ingresses and HTTPRoutes and routes each entry
+// point's requests:
+//   - a Service spreads over its Ready, non-terminating pods in proportion to the number of
+//     pods of each revision (label pod-template-hash); with no such pod, requests get 503;
+//   - an Ingress follows ingress-nginx canaries: a canary Ingress (canary: "true") sharing a
+//     host and path takes the requests whose canary-by-header header equals
+//     canary-by-header-value ("always" without it; "never" keeps them off the canary) or
+//     matches canary-by-header-pattern, then canary-weight / canary-weight-total (default
+//     0/100) of the rest. Requests name no host or path: each location gets an equal part;
+//   - an HTTPRoute sends a request to the first rule, in order, whose matches match its
+//     headers (Exact, RegularExpression; paths and methods always match, query parameters
+//     never, as requests carry none), split over the rule's Service backendRefs by weight.
+//
+// Requests nothing routes (a missing entry object, no matching rule, no backend with
+// weight) get 404 with empty service and revision. A revision answers with the error share
+// and latency its pods' annotations (AnnotationErrorRate, AnnotationLatency) give it.
+// Requests are deterministic: fractional requests and errors are carried from tick to
+// tick, so a window holds the configured rate and error ratio to within one request. While
+// reads fail, requests follow the last objects read, as a real data plane would.
+//
+// Metrics carry the entry point as "Kind/Name". Route is the routing alone, objects in and
+// shares out, for table tests without a cluster.
+package trafficsim

@@ -347,6 +347,17 @@ type RolloutStatus struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	NextStepIndex int32 `json:"nextStepIndex,omitempty"`
+	// Abort is set by a human to abort the release: all traffic back on the stable version,
+	// phase Aborted. The controller clears it once applied.
+	// +optional
+	Abort bool `json:"abort,omitempty"`
+	// PromoteFull is set by a human to skip the remaining steps, analyses and pauses and
+	// complete the release. The controller clears it once applied.
+	// +optional
+	PromoteFull bool `json:"promoteFull,omitempty"`
+	// ReleaseStartedAt is when the current release (or its last retry) began.
+	// +optional
+	ReleaseStartedAt *metav1.Time `json:"releaseStartedAt,omitempty"`
 	// StableRevision is the pod-template-hash of the version serving traffic.
 	// +optional
 	StableRevision string `json:"stableRevision,omitempty"`

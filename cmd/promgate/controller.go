@@ -14,10 +14,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/metricsq"
+	"github.com/promgate/promgate/rollout"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
@@ -34,6 +36,7 @@ func runController(args []string) int {
 		qps            = fs.Float64("kube-api-qps", 300, "API requests per second: every measurement is a status write, 1,000 runs at 10 s need 100/s")
 		burst          = fs.Int("kube-api-burst", 600, "API request burst")
 		workers        = fs.Int("analysis-workers", 64, "AnalysisRuns measured in parallel")
+		rolloutWorkers = fs.Int("rollout-workers", 16, "Rollouts reconciled in parallel")
 		maxQueries     = fs.Int("max-concurrent-queries", metricsq.DefaultMaxConcurrentPerTarget, "queries in flight per Prometheus")
 		pprofAddr      = fs.String("pprof-bind-address", "", "address of /debug/pprof for profiling; empty disables it")
 	)
@@ -61,6 +64,10 @@ func runController(args []string) int {
 		log.Error(err, "building scheme")
 		return exitError
 	}
+	if err := gatewayv1.Install(scheme); err != nil {
+		log.Error(err, "building scheme")
+		return exitError
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
@@ -84,6 +91,11 @@ func runController(args []string) int {
 		Registry:             ctrlmetrics.Registry,
 	}); err != nil {
 		log.Error(err, "setting up controllers")
+		return exitError
+	}
+	ro := &rollout.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("promgate")}
+	if err := ro.SetupWithManager(mgr, *rolloutWorkers); err != nil {
+		log.Error(err, "setting up the Rollout controller")
 		return exitError
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -1,0 +1,197 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/rollout/traffic"
+)
+
+// +kubebuilder:rbac:groups=promgate.io,resources=rollouts,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=promgate.io,resources=rollouts/status;rollouts/finalizers,verbs=get;update;patch
+// +kubebuilder:rbac:groups=promgate.io,resources=analysisruns,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;update;patch
+
+const (
+	finalizer = "promgate.io/restore"
+	// workloadIndex indexes Rollouts by the Deployment they release.
+	workloadIndex = "spec.workloadRef.name"
+
+	// ConditionValid says whether the spec and what it refers to are usable.
+	ConditionValid = "Valid"
+	// ConditionProgressing says whether a release is moving.
+	ConditionProgressing = "Progressing"
+)
+
+// Reconciler walks Rollouts through their steps.
+type Reconciler struct {
+	Client client.Client
+	// APIReader reads what the cache may not have seen yet.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// Now is the clock; tests inject one.
+	Now func() time.Time
+}
+
+// SetupWithManager registers the controller and its watches.
+func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Rollout{}, workloadIndex, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.Rollout).Spec.WorkloadRef.Name}
+	}); err != nil {
+		return fmt.Errorf("indexing Rollouts by workload: %w", err)
+	}
+	byDeployment := func(ctx context.Context, ns, name string) []reconcile.Request {
+		var list v1alpha1.RolloutList
+		if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{workloadIndex: name}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, len(list.Items))
+		for i, ro := range list.Items {
+			reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ro)}
+		}
+		return reqs
+	}
+	return builder.ControllerManagedBy(mgr).
+		For(&v1alpha1.Rollout{}).
+		Owns(&v1alpha1.AnalysisRun{}).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return byDeployment(ctx, o.GetNamespace(), o.GetName())
+		})).
+		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			owner := metav1.GetControllerOf(o)
+			if owner == nil || owner.Kind != "Deployment" {
+				return nil
+			}
+			return byDeployment(ctx, o.GetNamespace(), owner.Name)
+		})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// Reconcile moves one Rollout as far as the cluster allows and records where it is.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var ro v1alpha1.Rollout
+	if err := r.Client.Get(ctx, req.NamespacedName, &ro); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if ro.DeletionTimestamp != nil {
+		return r.finalize(ctx, &ro)
+	}
+	if !controllerutil.ContainsFinalizer(&ro, finalizer) {
+		controllerutil.AddFinalizer(&ro, finalizer)
+		if err := r.Client.Update(ctx, &ro); err != nil {
+			return requeueOnConflict(err, "adding the finalizer")
+		}
+	}
+	before := ro.Status.DeepCopy()
+	s := &state{r: r, ro: &ro, now: r.Now()}
+	res, err := s.reconcile(ctx)
+	if err != nil {
+		var fe *traffic.FieldError
+		var te *errTemplate
+		switch {
+		case errors.As(err, &fe):
+			s.invalid("InvalidSpec", err.Error())
+			err = nil
+		case errors.As(err, &te):
+			s.invalid("InvalidReference", err.Error())
+			res, err = reconcile.Result{RequeueAfter: 10 * time.Second}, nil
+		}
+	}
+	if werr := r.writeStatus(ctx, &ro, before); werr != nil {
+		return requeueOnConflict(werr, "writing status")
+	}
+	return res, err
+}
+
+func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, before *v1alpha1.RolloutStatus) error {
+	ro.Status.ObservedGeneration = ro.Generation
+	if equality.Semantic.DeepEqual(before, &ro.Status) {
+		return nil
+	}
+	ro.Status.LastUpdateTime = &metav1.Time{Time: r.Now()}
+	return r.Client.Status().Update(ctx, ro)
+}
+
+func requeueOnConflict(err error, what string) (reconcile.Result, error) {
+	if apierrors.IsConflict(err) {
+		// Someone (often a human command) changed the Rollout: start over from it.
+		return reconcile.Result{Requeue: true}, nil
+	}
+	return reconcile.Result{}, fmt.Errorf("%s: %w", what, err)
+}
+
+// finalize undoes a release before the Rollout goes away.
+func (r *Reconciler) finalize(ctx context.Context, ro *v1alpha1.Rollout) (reconcile.Result, error) {
+	if !controllerutil.ContainsFinalizer(ro, finalizer) {
+		return reconcile.Result{}, nil
+	}
+	s := &state{r: r, ro: ro, now: r.Now()}
+	if err := s.letGo(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
+	controllerutil.RemoveFinalizer(ro, finalizer)
+	if err := r.Client.Update(ctx, ro); err != nil {
+		return requeueOnConflict(err, "removing the finalizer")
+	}
+	return reconcile.Result{}, nil
+}
+
+// state is one reconcile of one Rollout.
+type state struct {
+	r   *Reconciler
+	ro  *v1alpha1.Rollout
+	now time.Time
+	// Set by load.
+	d    *appsv1.Deployment
+	revs revisions
+}
+
+// event records a transition on the Rollout.
+func (s *state) event(kind, reason, format string, args ...any) {
+	s.r.Recorder.Eventf(s.ro, nil, kind, reason, "Reconcile", format, args...)
+}
+
+func (s *state) setCondition(t string, status metav1.ConditionStatus, reason, msg string) {
+	apimeta.SetStatusCondition(&s.ro.Status.Conditions, metav1.Condition{
+		Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: s.ro.Generation,
+	})
+}
+
+// invalid reports a spec or reference problem; nothing in the cluster is changed.
+func (s *state) invalid(reason, msg string) {
+	if c := apimeta.FindStatusCondition(s.ro.Status.Conditions, ConditionValid); c == nil || c.Message != msg {
+		s.event(corev1.EventTypeWarning, reason, "%s", msg)
+	}
+	s.setCondition(ConditionValid, metav1.ConditionFalse, reason, msg)
+	s.ro.Status.Message = msg
+	if s.ro.Status.Phase == "" {
+		s.ro.Status.Phase = v1alpha1.RolloutPhaseInitial
+	}
+}

@@ -1,0 +1,217 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+const (
+	// originalAnnotation keeps the Deployment fields promgate changes, as they were before
+	// the Rollout took the Deployment over, so they are restored exactly.
+	originalAnnotation = "promgate.io/original-deployment"
+	// managedByAnnotation names the Rollout that manages the Deployment.
+	managedByAnnotation = "promgate.io/rollout"
+
+	// Kruise's constants: new pods never become available, so the Deployment controller
+	// never scales the old version down, and never reports the rollout as stuck.
+	holdMinReadySeconds         = math.MaxInt32 - 1
+	holdProgressDeadlineSeconds = math.MaxInt32
+)
+
+// originalDeployment is what promgate changes on a Deployment.
+type originalDeployment struct {
+	Paused                  bool                      `json:"paused,omitempty"`
+	Strategy                appsv1.DeploymentStrategy `json:"strategy"`
+	MinReadySeconds         int32                     `json:"minReadySeconds,omitempty"`
+	ProgressDeadlineSeconds *int32                    `json:"progressDeadlineSeconds,omitempty"`
+}
+
+func originalOf(d *appsv1.Deployment) originalDeployment {
+	return originalDeployment{
+		Paused:                  d.Spec.Paused,
+		Strategy:                *d.Spec.Strategy.DeepCopy(),
+		MinReadySeconds:         d.Spec.MinReadySeconds,
+		ProgressDeadlineSeconds: d.Spec.ProgressDeadlineSeconds,
+	}
+}
+
+// savedOriginal returns the fields saved when the Rollout took d over, if it did.
+func savedOriginal(d *appsv1.Deployment) (originalDeployment, bool, error) {
+	raw, ok := d.Annotations[originalAnnotation]
+	if !ok {
+		return originalDeployment{}, false, nil
+	}
+	var o originalDeployment
+	if err := json.Unmarshal([]byte(raw), &o); err != nil {
+		return o, false, fmt.Errorf("decoding annotation %s of Deployment %s: %w", originalAnnotation, d.Name, err)
+	}
+	return o, true, nil
+}
+
+// revisions are the ReplicaSets of a Deployment that a release is about.
+type revisions struct {
+	// current runs the Deployment's pod template; nil until the Deployment controller
+	// has created it.
+	current *appsv1.ReplicaSet
+	// byHash indexes every ReplicaSet the Deployment owns.
+	byHash map[string]*appsv1.ReplicaSet
+}
+
+func hashOf(rs *appsv1.ReplicaSet) string {
+	if rs == nil {
+		return ""
+	}
+	return rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+}
+
+// readRevisions finds the ReplicaSets owned by d. The current one is found by comparing
+// pod templates without the hash label, as the Deployment controller itself does.
+func readRevisions(ctx context.Context, c client.Reader, d *appsv1.Deployment) (revisions, error) {
+	var list appsv1.ReplicaSetList
+	if err := c.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
+		return revisions{}, fmt.Errorf("listing ReplicaSets: %w", err)
+	}
+	revs := revisions{byHash: map[string]*appsv1.ReplicaSet{}}
+	var owned []*appsv1.ReplicaSet
+	for i := range list.Items {
+		rs := &list.Items[i]
+		if metav1.IsControlledBy(rs, d) && rs.DeletionTimestamp == nil {
+			owned = append(owned, rs)
+		}
+	}
+	// The oldest first, so that of two equal templates the one the Deployment controller
+	// would pick wins.
+	sort.Slice(owned, func(i, j int) bool { return owned[i].CreationTimestamp.Before(&owned[j].CreationTimestamp) })
+	for _, rs := range owned {
+		revs.byHash[hashOf(rs)] = rs
+		if revs.current == nil && equalIgnoreHash(&rs.Spec.Template, &d.Spec.Template) {
+			revs.current = rs
+		}
+	}
+	return revs, nil
+}
+
+func equalIgnoreHash(a, b *corev1.PodTemplateSpec) bool {
+	a, b = a.DeepCopy(), b.DeepCopy()
+	delete(a.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
+	delete(b.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
+	return equality.Semantic.DeepEqual(a, b)
+}
+
+// desiredReplicas resolves a step's replicas (count or percentage of the Deployment's).
+func desiredReplicas(v *intstr.IntOrString, total int32) (int32, error) {
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, int(total), true)
+	if err != nil {
+		return 0, err
+	}
+	return int32(min(n, int(total))), nil
+}
+
+// updateDeployment re-reads the Deployment and applies mutate until the write does not
+// conflict. mutate returns false when there is nothing to write.
+func updateDeployment(ctx context.Context, c client.Client, key client.ObjectKey, mutate func(*appsv1.Deployment) (bool, error)) (*appsv1.Deployment, error) {
+	var d appsv1.Deployment
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, key, &d); err != nil {
+			return err
+		}
+		changed, err := mutate(&d)
+		if err != nil || !changed {
+			return err
+		}
+		return c.Update(ctx, &d)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("updating Deployment %s: %w", key.Name, err)
+	}
+	return &d, nil
+}
+
+// adopt saves the Deployment's fields and pauses it, so a new template waits for the
+// Rollout instead of rolling out at once.
+func adopt(d *appsv1.Deployment, rollout string) (bool, error) {
+	if _, ok := d.Annotations[originalAnnotation]; ok {
+		changed := !d.Spec.Paused || d.Annotations[managedByAnnotation] != rollout
+		d.Spec.Paused = true
+		d.Annotations[managedByAnnotation] = rollout
+		return changed, nil
+	}
+	raw, err := json.Marshal(originalOf(d))
+	if err != nil {
+		return false, err
+	}
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations[originalAnnotation] = string(raw)
+	d.Annotations[managedByAnnotation] = rollout
+	d.Spec.Paused = true
+	return true, nil
+}
+
+// hold makes the Deployment controller add surge new pods beside the old ones and
+// never scale the old ones down.
+func hold(d *appsv1.Deployment, surge int32) bool {
+	want := appsv1.DeploymentStrategy{
+		Type: appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxSurge:       new(intstr.FromInt32(max(surge, 1))),
+			MaxUnavailable: new(intstr.FromInt32(0)),
+		},
+	}
+	changed := d.Spec.Paused || d.Spec.MinReadySeconds != holdMinReadySeconds ||
+		d.Spec.ProgressDeadlineSeconds == nil || *d.Spec.ProgressDeadlineSeconds != holdProgressDeadlineSeconds ||
+		!equality.Semantic.DeepEqual(d.Spec.Strategy, want)
+	d.Spec.Paused = false
+	d.Spec.Strategy = want
+	d.Spec.MinReadySeconds = holdMinReadySeconds
+	d.Spec.ProgressDeadlineSeconds = new(int32(holdProgressDeadlineSeconds))
+	return changed
+}
+
+// release gives the Deployment back its own strategy; paused says whether to pause it
+// again (the Rollout keeps managing it) or restore the user's paused field (it stops).
+func release(d *appsv1.Deployment, keepManaging bool) (bool, error) {
+	o, ok, err := savedOriginal(d)
+	if err != nil || !ok {
+		return false, err
+	}
+	before := d.Spec.DeepCopy()
+	d.Spec.Strategy = o.Strategy
+	d.Spec.MinReadySeconds = o.MinReadySeconds
+	d.Spec.ProgressDeadlineSeconds = o.ProgressDeadlineSeconds
+	d.Spec.Paused = false
+	if !keepManaging {
+		d.Spec.Paused = o.Paused
+		delete(d.Annotations, originalAnnotation)
+		delete(d.Annotations, managedByAnnotation)
+		return true, nil
+	}
+	return !equality.Semantic.DeepEqual(before, &d.Spec), nil
+}
+
+// rolledOut says whether the Deployment controller has finished: every pod runs the
+// current template and is available.
+func rolledOut(d *appsv1.Deployment) bool {
+	want := ptrOr(d.Spec.Replicas, 1)
+	s := d.Status
+	return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want
+}
+
+func ptrOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}

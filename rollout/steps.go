@@ -25,6 +25,7 @@ func (s *state) reconcile(ctx context.Context) (reconcile.Result, error) {
 	}
 	s.setCondition(ConditionValid, metav1.ConditionTrue, "Valid", "the workload, traffic routings and steps are usable")
 	st := &s.ro.Status
+	st.ObservedWorkloadGeneration = s.d.Generation
 	if s.ro.Spec.Disabled {
 		if st.Phase == v1alpha1.RolloutPhaseDisabled {
 			return reconcile.Result{}, nil
@@ -314,6 +315,15 @@ func (s *state) upgrade(ctx context.Context, steps []v1alpha1.RolloutStep) (bool
 	rs := s.revs.byHash[s.ro.Status.CanaryRevision]
 	if s.ro.Status.CanaryRevision == "" || rs == nil {
 		return false, "waiting for the Deployment controller to create the new ReplicaSet", nil
+	}
+	if target := max(want, 1); ptrOr(rs.Spec.Replicas, 0) > target {
+		// Going back to a smaller step: the Deployment controller only ever scales the
+		// new ReplicaSet up, and holds whatever size it is given at this surge.
+		patch := client.MergeFrom(rs.DeepCopy())
+		rs.Spec.Replicas = new(target)
+		if err := s.r.Client.Patch(ctx, rs, patch); err != nil {
+			return false, "", fmt.Errorf("scaling ReplicaSet %s down to %d: %w", rs.Name, target, err)
+		}
 	}
 	ready := rs.Status.ReadyReplicas
 	msg := fmt.Sprintf("%d/%d new pods ready", ready, want)

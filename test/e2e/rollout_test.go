@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -489,6 +490,79 @@ func runRolloutScenarios(t *testing.T, b *rolloutBed, want func(name string) boo
 			}
 		})
 	}
+
+	run("human commands: jump, restart on a new template, abort, retry, promote-full", func(t *testing.T) {
+		const app = "commands"
+		b.app(t, app)
+		b.httpRoute(t, app)
+		hpa := &autoscalingv2.HorizontalPodAutoscaler{
+			ObjectMeta: metav1.ObjectMeta{Name: app, Namespace: b.ns},
+			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: app},
+				MinReplicas:    ptr.To[int32](5), MaxReplicas: 10,
+			},
+		}
+		b.create(t, hpa)
+		b.rollout(t, app, v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{
+			Steps: []v1alpha1.RolloutStep{
+				{Replicas: ptr.To(intstr.FromInt32(1)), Traffic: ptr.To("20%"), Pause: &v1alpha1.RolloutPause{}},
+				{Replicas: ptr.To(intstr.FromString("50%")), Traffic: ptr.To("50%"), Pause: &v1alpha1.RolloutPause{}},
+				{Replicas: ptr.To(intstr.FromString("100%")), Traffic: ptr.To("100%"), Pause: &v1alpha1.RolloutPause{}},
+			},
+			TrafficRoutings: []v1alpha1.TrafficRouting{{Service: app, Gateway: &v1alpha1.GatewayTrafficRouting{HTTPRouteName: app}}},
+		}})
+		blue := b.get(t, app).Status.StableRevision
+		hpaTarget := func() string {
+			var h autoscalingv2.HorizontalPodAutoscaler
+			require.NoError(t, b.Client.Get(context.Background(), client.ObjectKeyFromObject(hpa), &h))
+			return h.Spec.ScaleTargetRef.Name
+		}
+		weights := func(canary int32) []map[string]int32 {
+			return []map[string]int32{{app: 100 - canary, app + "-canary": canary}}
+		}
+
+		b.setTemplate(t, app, "echoserver:green", "0")
+		green := b.waitStep(t, app, 1, v1alpha1.StepPaused, time.Minute).Status.CanaryRevision
+		b.waitPods(t, app, map[string]int{blue: 5, green: 1})
+		assert.NotEqual(t, app, hpaTarget(), "the HPA is disabled during the release")
+
+		b.patchStatus(t, app, map[string]any{"nextStepIndex": 3})
+		b.waitStep(t, app, 3, v1alpha1.StepPaused, time.Minute)
+		b.waitPods(t, app, map[string]int{blue: 5, green: 5})
+		assert.Equal(t, weights(100), b.routeWeights(t, app), "jumped forward to step 3")
+		assert.Zero(t, b.get(t, app).Status.NextStepIndex, "the controller clears the command")
+
+		b.patchStatus(t, app, map[string]any{"nextStepIndex": 1})
+		b.waitStep(t, app, 1, v1alpha1.StepPaused, time.Minute)
+		b.waitPods(t, app, map[string]int{blue: 5, green: 1})
+		assert.Equal(t, weights(20), b.routeWeights(t, app), "jumped back to step 1")
+
+		b.setTemplate(t, app, "echoserver:purple", "0")
+		var purple string
+		require.Eventually(t, func() bool {
+			ro := b.get(t, app)
+			purple = ro.Status.CanaryRevision
+			return purple != green && purple != "" && ro.Status.CurrentStepIndex == 1 && ro.Status.CurrentStepState == v1alpha1.StepPaused
+		}, time.Minute, 50*time.Millisecond, "a new template restarts the release from step 1")
+		b.waitPods(t, app, map[string]int{blue: 5, purple: 1})
+
+		b.patchStatus(t, app, map[string]any{"abort": true})
+		ro := b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseAborted)
+		assert.Contains(t, ro.Status.Message, "aborted by a human")
+		assert.Equal(t, weights(0), b.routeWeights(t, app), "abort: no traffic to the new version")
+		assert.False(t, ro.Status.Abort, "the controller clears the command")
+
+		b.patchStatus(t, app, map[string]any{"nextStepIndex": 1})
+		ro = b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhasePaused)
+		assert.Equal(t, int32(1), ro.Status.CurrentStepIndex, "retried from step 1")
+		assert.Empty(t, ro.Status.AbortReason)
+		assert.Equal(t, weights(20), b.routeWeights(t, app))
+
+		b.patchStatus(t, app, map[string]any{"promoteFull": true})
+		b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseCompleted)
+		b.waitPods(t, app, map[string]int{purple: 5})
+		require.Eventually(t, func() bool { return hpaTarget() == app }, 30*time.Second, 100*time.Millisecond, "the HPA scales the Deployment again")
+	})
 
 	run("reverting the Deployment cancels the release", func(t *testing.T) {
 		const app = "revert"

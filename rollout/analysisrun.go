@@ -200,7 +200,8 @@ func (s *state) background(ctx context.Context) (res reconcile.Result, done bool
 	}
 	switch run.Status.Phase {
 	case v1alpha1.AnalysisPhaseFailed, v1alpha1.AnalysisPhaseError:
-		return res, true, s.abort(ctx, fmt.Sprintf("background analysis %s %s: %s", run.Name, run.Status.Phase, run.Status.Message))
+		s.verdict(string(run.Status.Phase), v1alpha1.DecidedByAnalysis, decisive(run))
+		return res, true, s.abort(ctx, fmt.Sprintf("background analysis %s %s: %s", run.Name, run.Status.Phase, run.Status.Message), v1alpha1.DecidedByAnalysis)
 	case v1alpha1.AnalysisPhaseInconclusive:
 		if st.CurrentStepState == v1alpha1.StepReady {
 			// A human approved past it: measure afresh from here.

@@ -18,7 +18,7 @@ func (s *state) commands(ctx context.Context, n int32) error {
 	if st.Abort {
 		st.Abort = false
 		if st.Phase != v1alpha1.RolloutPhaseAborted {
-			if err := s.abort(ctx, "aborted by a human (status.abort)"); err != nil {
+			if err := s.abort(ctx, "aborted by a human (status.abort)", v1alpha1.DecidedByHuman); err != nil {
 				return err
 			}
 		}
@@ -26,7 +26,12 @@ func (s *state) commands(ctx context.Context, n int32) error {
 	if st.PromoteFull {
 		st.PromoteFull, st.NextStepIndex = false, 0
 		s.stopRuns(ctx)
+		if st.Phase == v1alpha1.RolloutPhaseAborted {
+			s.beginStep(n)
+		}
+		s.endStep("Skipped", v1alpha1.DecidedByHuman, nil)
 		st.Phase, st.AbortReason = v1alpha1.RolloutPhaseProgressing, ""
+		s.readyBy = v1alpha1.DecidedByHuman
 		s.enter(n, v1alpha1.StepReady)
 		s.event(corev1.EventTypeNormal, "PromoteFull", "promoted to the end by a human (status.promoteFull): remaining steps, analyses and pauses skipped")
 		return nil
@@ -41,16 +46,21 @@ func (s *state) commands(ctx context.Context, n int32) error {
 		return nil
 	}
 	steps := strategyOf(s.ro).Steps
-	weight, err := trafficAt(steps, j)
+	target, err := trafficAt(steps, j)
 	if err != nil {
 		return err
 	}
-	// Traffic goes down before pods do: the target step's share at once.
-	if err := s.routeAll(ctx, weight, steps[j-1].Matches); err != nil {
-		return err
+	// Traffic goes down before pods do, at once; it goes up only once the target step's
+	// pods are ready, in its StepTrafficRouting.
+	if now := s.appliedTraffic(steps); target < now {
+		if err := s.routeAll(ctx, target, nil); err != nil {
+			return err
+		}
 	}
 	s.stopRuns(ctx)
 	retry := st.Phase == v1alpha1.RolloutPhaseAborted
+	s.endStep("Skipped", v1alpha1.DecidedByHuman, nil)
+	s.beginStep(j)
 	st.Phase = v1alpha1.RolloutPhaseProgressing
 	st.CurrentStepIndex, st.CurrentStepState = j, v1alpha1.StepUpgrade
 	st.StepStartedAt = &metav1.Time{Time: s.now}
@@ -62,4 +72,24 @@ func (s *state) commands(ctx context.Context, n int32) error {
 	}
 	s.setCondition(ConditionProgressing, metav1.ConditionTrue, "Jump", fmt.Sprintf("at step %d of %d", j, n))
 	return nil
+}
+
+// appliedTraffic is the share of traffic the new version has now.
+func (s *state) appliedTraffic(steps []v1alpha1.RolloutStep) int32 {
+	st := &s.ro.Status
+	if st.Phase == v1alpha1.RolloutPhaseAborted || st.CurrentStepIndex < 1 {
+		return 0
+	}
+	step := st.CurrentStepIndex
+	if st.CurrentStepState == v1alpha1.StepUpgrade {
+		step--
+	}
+	if step < 1 {
+		return 0
+	}
+	w, err := trafficAt(steps, step)
+	if err != nil {
+		return 0
+	}
+	return w
 }

@@ -112,6 +112,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	before := ro.Status.DeepCopy()
 	s := &state{r: r, ro: &ro, now: r.Now()}
 	res, err := s.reconcile(ctx)
+	if err == nil {
+		nres, _ := s.notify(ctx)
+		res = sooner(res, nres)
+	}
 	if err != nil {
 		var fe *traffic.FieldError
 		var te *errTemplate
@@ -127,6 +131,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if werr := r.writeStatus(ctx, &ro, before); werr != nil {
 		return requeueOnConflict(werr, "writing status")
 	}
+	s.flush()
 	return res, err
 }
 
@@ -137,6 +142,14 @@ func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, befo
 	}
 	ro.Status.LastUpdateTime = &metav1.Time{Time: r.Now()}
 	return r.Client.Status().Update(ctx, ro)
+}
+
+// sooner merges two results into the one that comes back first.
+func sooner(a, b reconcile.Result) reconcile.Result {
+	if b.RequeueAfter > 0 && (a.RequeueAfter == 0 || b.RequeueAfter < a.RequeueAfter) {
+		a.RequeueAfter = b.RequeueAfter
+	}
+	return a
 }
 
 func requeueOnConflict(err error, what string) (reconcile.Result, error) {
@@ -158,8 +171,12 @@ func (r *Reconciler) finalize(ctx context.Context, ro *v1alpha1.Rollout) (reconc
 	}
 	controllerutil.RemoveFinalizer(ro, finalizer)
 	if err := r.Client.Update(ctx, ro); err != nil {
+		if apierrors.IsNotFound(err) {
+			return reconcile.Result{}, nil
+		}
 		return requeueOnConflict(err, "removing the finalizer")
 	}
+	s.flush()
 	return reconcile.Result{}, nil
 }
 
@@ -171,12 +188,25 @@ type state struct {
 	// Set by load.
 	d    *appsv1.Deployment
 	revs revisions
+	// readyBy is who moved the step to StepReady in this reconcile; unset, a human did.
+	readyBy v1alpha1.Decider
+	events  []pendingEvent
 }
 
-// event records a transition on the Rollout.
+// event queues an event about a transition; flush sends the queue once the transition
+// is in status, so a reconcile whose write conflicts (and is redone) says nothing twice.
 func (s *state) event(kind, reason, format string, args ...any) {
-	s.r.Recorder.Eventf(s.ro, nil, kind, reason, "Reconcile", format, args...)
+	s.events = append(s.events, pendingEvent{kind, reason, fmt.Sprintf(format, args...)})
 }
+
+func (s *state) flush() {
+	for _, e := range s.events {
+		s.r.Recorder.Eventf(s.ro, nil, e.kind, e.reason, "Reconcile", "%s", e.note)
+	}
+	s.events = nil
+}
+
+type pendingEvent struct{ kind, reason, note string }
 
 func (s *state) setCondition(t string, status metav1.ConditionStatus, reason, msg string) {
 	apimeta.SetStatusCondition(&s.ro.Status.Conditions, metav1.Condition{

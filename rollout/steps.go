@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,6 +109,9 @@ func (s *state) start(ctx context.Context, why string) {
 // enter moves to a step and state.
 func (s *state) enter(step int32, state v1alpha1.StepState) {
 	st := &s.ro.Status
+	if state == v1alpha1.StepUpgrade && (st.CurrentStepIndex != step || s.current() == nil) {
+		s.beginStep(step)
+	}
 	if st.CurrentStepIndex != step || st.CurrentStepState != state {
 		if st.CurrentStepIndex != 0 {
 			s.event(corev1.EventTypeNormal, string(state), "step %d/%d: %s", step, len(strategyOf(s.ro).Steps), state)
@@ -140,6 +144,15 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 		}
 	}
 
+	if a := st.AlertAbort; a != nil {
+		st.AlertAbort = nil
+		if st.Phase != v1alpha1.RolloutPhaseAborted {
+			reason := fmt.Sprintf("alert %s firing %s (%s)", a.AlertName, labelString(a.Labels), a.Source)
+			if err := s.abort(ctx, reason, v1alpha1.DecidedByAlert); err != nil {
+				return reconcile.Result{}, err
+			}
+		}
+	}
 	if err := s.commands(ctx, n); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -203,8 +216,10 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 			switch run.Status.Phase {
 			case v1alpha1.AnalysisPhaseSuccessful:
 				s.event(corev1.EventTypeNormal, "AnalysisSuccessful", "step %d: AnalysisRun %s: %s", st.CurrentStepIndex, run.Name, run.Status.Message)
+				s.verdict("Successful", v1alpha1.DecidedByAnalysis, decisive(run))
 				s.afterAnalysis(step)
 			case v1alpha1.AnalysisPhaseInconclusive:
+				s.verdict("Inconclusive", v1alpha1.DecidedByAnalysis, decisive(run))
 				s.enter(st.CurrentStepIndex, v1alpha1.StepPaused)
 				st.Phase = v1alpha1.RolloutPhasePaused
 				st.Message = fmt.Sprintf("%s, and analysis %s is inconclusive: %s; approve, retry or jump", prefix, run.Name, run.Status.Message)
@@ -212,7 +227,8 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 				s.event(corev1.EventTypeWarning, "AnalysisInconclusive", "%s", st.Message)
 				return reconcile.Result{}, nil
 			case v1alpha1.AnalysisPhaseFailed, v1alpha1.AnalysisPhaseError:
-				return reconcile.Result{}, s.abort(ctx, fmt.Sprintf("step %d analysis %s %s: %s", st.CurrentStepIndex, run.Name, run.Status.Phase, run.Status.Message))
+				s.verdict(string(run.Status.Phase), v1alpha1.DecidedByAnalysis, decisive(run))
+				return reconcile.Result{}, s.abort(ctx, fmt.Sprintf("step %d analysis %s %s: %s", st.CurrentStepIndex, run.Name, run.Status.Phase, run.Status.Message), v1alpha1.DecidedByAnalysis)
 			default:
 				st.Message = fmt.Sprintf("%s, and analysis %s is measuring", prefix, run.Name)
 				s.setCondition(ConditionProgressing, metav1.ConditionTrue, "StepMetricsAnalysis", st.Message)
@@ -225,6 +241,7 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 					st.Message = fmt.Sprintf("%s, and paused for %s", prefix, d)
 					return reconcile.Result{RequeueAfter: left}, nil
 				}
+				s.readyBy = v1alpha1.DecidedByController
 				s.enter(st.CurrentStepIndex, v1alpha1.StepReady)
 				continue
 			}
@@ -237,8 +254,15 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 		case v1alpha1.StepReady:
 			st.Phase = v1alpha1.RolloutPhaseProgressing
 			st.AnalysisRuns.Step = ""
+			by := s.readyBy
+			if by == "" {
+				// Nothing here moved the step on: a human approved it.
+				by = v1alpha1.DecidedByHuman
+			}
+			s.endStep("Successful", by, nil)
+			s.readyBy = ""
 			if st.CurrentStepIndex == n {
-				return s.complete(ctx)
+				return s.complete(ctx, by)
 			}
 			s.enter(st.CurrentStepIndex+1, v1alpha1.StepUpgrade)
 		default:
@@ -253,6 +277,11 @@ func (s *state) afterAnalysis(step v1alpha1.RolloutStep) {
 	if step.Pause != nil {
 		s.enter(s.ro.Status.CurrentStepIndex, v1alpha1.StepPaused)
 		return
+	}
+	if step.Analysis != nil {
+		s.readyBy = v1alpha1.DecidedByAnalysis
+	} else {
+		s.readyBy = v1alpha1.DecidedByController
 	}
 	s.enter(s.ro.Status.CurrentStepIndex, v1alpha1.StepReady)
 }
@@ -382,7 +411,7 @@ func (s *state) stopRuns(ctx context.Context) {
 }
 
 // abort sends all traffic back to the stable version and stops at step 1.
-func (s *state) abort(ctx context.Context, reason string) error {
+func (s *state) abort(ctx context.Context, reason string, by v1alpha1.Decider) error {
 	st := &s.ro.Status
 	if st.CanaryRevision != "" {
 		if err := s.routeAll(ctx, 0, nil); err != nil {
@@ -394,6 +423,7 @@ func (s *state) abort(ctx context.Context, reason string) error {
 	if err := s.freeze(ctx); err != nil {
 		return err
 	}
+	s.report(v1alpha1.RolloutPhaseAborted, by, reason)
 	st.Phase = v1alpha1.RolloutPhaseAborted
 	st.AbortReason = reason
 	s.enter(1, v1alpha1.StepPaused)
@@ -438,7 +468,7 @@ func (s *state) holdAborted(ctx context.Context) (reconcile.Result, error) {
 
 // complete hands all traffic to the new version and gives the Deployment its strategy
 // back to scale the old version away; settle finishes once it has.
-func (s *state) complete(ctx context.Context) (reconcile.Result, error) {
+func (s *state) complete(ctx context.Context, by v1alpha1.Decider) (reconcile.Result, error) {
 	st := &s.ro.Status
 	s.stopRuns(ctx)
 	if err := s.finishAll(ctx, st.CanaryRevision); err != nil {
@@ -447,6 +477,7 @@ func (s *state) complete(ctx context.Context) (reconcile.Result, error) {
 	if _, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) { return release(d, true) }); err != nil {
 		return reconcile.Result{}, err
 	}
+	s.report(v1alpha1.RolloutPhaseCompleted, by, "every step passed")
 	st.Phase = v1alpha1.RolloutPhaseCompleted
 	s.enter(st.CurrentStepIndex, v1alpha1.StepCompleted)
 	st.Message = "all traffic is on the new version; the Deployment controller is scaling the old version away"
@@ -465,6 +496,9 @@ func (s *state) cancel(ctx context.Context) (reconcile.Result, error) {
 	}
 	if _, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) { return release(d, true) }); err != nil {
 		return reconcile.Result{}, err
+	}
+	if st.Phase != v1alpha1.RolloutPhaseCancelled {
+		s.report(v1alpha1.RolloutPhaseCancelled, v1alpha1.DecidedByHuman, "the Deployment went back to the stable revision")
 	}
 	st.Phase = v1alpha1.RolloutPhaseCancelled
 	st.Message = "the Deployment went back to the stable revision; the new version is being scaled away"
@@ -534,4 +568,13 @@ func (s *state) letGo(ctx context.Context) error {
 	}
 	_, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(&d), func(d *appsv1.Deployment) (bool, error) { return release(d, false) })
 	return err
+}
+
+// labelString renders labels as Prometheus does, sorted: {a="1", b="2"}.
+func labelString(ls map[string]string) string {
+	set := make(model.LabelSet, len(ls))
+	for k, v := range ls {
+		set[model.LabelName(k)] = model.LabelValue(v)
+	}
+	return set.String()
 }

@@ -26,6 +26,15 @@ type RolloutSpec struct {
 	// Services and routes restored) and new revisions roll out as plain Deployments do.
 	// +optional
 	Disabled bool `json:"disabled,omitempty"`
+	// Notify posts each release's report as JSON to a webhook when the release ends.
+	// +optional
+	Notify *Notify `json:"notify,omitempty"`
+}
+
+// Notify is where release reports are sent.
+type Notify struct {
+	// URLSecret holds the webhook URL (it often carries a token, hence a Secret).
+	URLSecret SecretKeySelector `json:"urlSecret"`
 }
 
 // WorkloadRef names the workload in the Rollout's namespace.
@@ -380,11 +389,116 @@ type RolloutStatus struct {
 	// the alert, window or human that decided.
 	// +optional
 	AbortReason string `json:"abortReason,omitempty"`
+	// Held says the release window is closed: the release does not move until it opens.
+	// +optional
+	Held bool `json:"held,omitempty"`
+	// Window is the release window as last computed, in the Rollout's time zone.
+	// +optional
+	Window *WindowStatus `json:"window,omitempty"`
+	// AlertAbort is a firing alert that matched spec.abortOn, written by the alert
+	// webhook or the pull check; the controller aborts the release and clears it.
+	// +optional
+	AlertAbort *AlertAbort `json:"alertAbort,omitempty"`
+	// Steps records the steps of the current release, for its report.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Steps []StepRecord `json:"steps,omitempty"`
+	// Report summarises the last release that ended.
+	// +optional
+	Report *ReleaseReport `json:"report,omitempty"`
 	// Conditions hold Valid (the spec and its references are usable) and Progressing.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// WindowStatus is where the release window stands.
+type WindowStatus struct {
+	// Open says whether the window is open now.
+	Open bool `json:"open"`
+	// ClosesAt is when the open window closes.
+	// +optional
+	ClosesAt string `json:"closesAt,omitempty"`
+	// NextOpen is when the window next opens.
+	// +optional
+	NextOpen string `json:"nextOpen,omitempty"`
+}
+
+// AlertAbort is a firing alert that aborts a release.
+type AlertAbort struct {
+	// AlertName is the alert's alertname label.
+	AlertName string `json:"alertName"`
+	// Labels are the alert's labels.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// Source is "webhook" or "pull".
+	Source string `json:"source"`
+	// ReceivedAt is when promgate learnt of it.
+	ReceivedAt metav1.Time `json:"receivedAt"`
+}
+
+// Decider is who or what decided a step or a release.
+// +kubebuilder:validation:Enum=analysis;alert;window;human;controller
+type Decider string
+
+const (
+	// DecidedByAnalysis is an AnalysisRun's verdict.
+	DecidedByAnalysis Decider = "analysis"
+	// DecidedByAlert is a firing Alertmanager alert.
+	DecidedByAlert Decider = "alert"
+	// DecidedByWindow is the release window (auto-promotion or closing).
+	DecidedByWindow Decider = "window"
+	// DecidedByHuman is a command in status, a template revert or a spec change.
+	DecidedByHuman Decider = "human"
+	// DecidedByController is a step with nothing to wait for, or a pause that ran out.
+	DecidedByController Decider = "controller"
+)
+
+// StepRecord is one step of a release as it happened.
+type StepRecord struct {
+	// Index is the 1-based step.
+	Index int32 `json:"index"`
+	// StartedAt is when the step began.
+	StartedAt metav1.Time `json:"startedAt"`
+	// EndedAt is when it ended; unset while it runs.
+	// +optional
+	EndedAt *metav1.Time `json:"endedAt,omitempty"`
+	// Verdict is how it ended: Successful, Inconclusive, Failed, Error, Aborted, Skipped.
+	// +optional
+	Verdict string `json:"verdict,omitempty"`
+	// DecidedBy is who or what ended it.
+	// +optional
+	DecidedBy Decider `json:"decidedBy,omitempty"`
+	// Measurements are the decisive ones: metric, value and phase.
+	// +optional
+	// +kubebuilder:validation:MaxItems=5
+	Measurements []string `json:"measurements,omitempty"`
+}
+
+// ReleaseReport summarises a release that ended.
+type ReleaseReport struct {
+	// Revision is the pod-template-hash that was released.
+	Revision string `json:"revision"`
+	// Outcome is Completed, Aborted or Cancelled.
+	Outcome RolloutPhase `json:"outcome"`
+	// StartedAt and EndedAt bound the release.
+	StartedAt metav1.Time `json:"startedAt"`
+	EndedAt   metav1.Time `json:"endedAt"`
+	// DecidedBy is who or what ended the release.
+	DecidedBy Decider `json:"decidedBy"`
+	// Summary is the release in one line.
+	Summary string `json:"summary"`
+	// Steps are the steps walked, in order (at most 20; the earliest are dropped).
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Steps []StepRecord `json:"steps,omitempty"`
+	// NotifiedAt is when spec.notify accepted the report.
+	// +optional
+	NotifiedAt *metav1.Time `json:"notifiedAt,omitempty"`
+	// NotifyAttempts counts failed deliveries to spec.notify; the controller gives up at 5.
+	// +optional
+	NotifyAttempts int32 `json:"notifyAttempts,omitempty"`
 }
 
 // RolloutAnalysisRuns names the AnalysisRuns of the current release.

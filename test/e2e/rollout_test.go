@@ -342,6 +342,18 @@ func runRolloutScenarios(t *testing.T, b *rolloutBed, want func(name string) boo
 		assert.Equal(t, orig.Spec.MinReadySeconds, d.Spec.MinReadySeconds)
 		assert.Equal(t, orig.Spec.ProgressDeadlineSeconds, d.Spec.ProgressDeadlineSeconds)
 		assert.True(t, d.Spec.Paused, "the Deployment waits for the next release")
+		rep := b.get(t, app).Status.Report
+		require.NotNil(t, rep, "the release leaves a report")
+		assert.Equal(t, v1alpha1.RolloutPhaseCompleted, rep.Outcome)
+		assert.Equal(t, green, rep.Revision)
+		require.Len(t, rep.Steps, 3)
+		for i, st := range rep.Steps {
+			assert.Equal(t, int32(i+1), st.Index)
+			assert.Equal(t, "Successful", st.Verdict, "step %d", i+1)
+			assert.NotNil(t, st.EndedAt)
+		}
+		assert.Equal(t, v1alpha1.DecidedByAnalysis, rep.Steps[1].DecidedBy)
+		assert.Regexp(t, `^error-rate=\[0\] \(Successful\)$`, rep.Steps[1].Measurements[0])
 		out := b.kubectl(t, "get", "rollout", app)
 		assert.Regexp(t, `NAME\s+STATUS\s+STEP\s+STEP_STATE\s+MESSAGE\s+AGE`, out)
 		assert.Regexp(t, app+`\s+Completed\s+3\s+Completed\s+Rollout progressing has been completed`, out)
@@ -366,10 +378,19 @@ func runRolloutScenarios(t *testing.T, b *rolloutBed, want func(name string) boo
 		assert.Contains(t, ro.Status.Message, `"error-rate"`, "the message names the metric")
 		assert.Regexp(t, `0\.[12]\d*`, ro.Status.AbortReason, "the reason carries the measured value")
 		assert.Equal(t, []map[string]int32{{app: 100, app + "-canary": 0}}, b.routeWeights(t, app), "no traffic to green")
+		rep := ro.Status.Report
+		require.NotNil(t, rep)
+		assert.Equal(t, v1alpha1.RolloutPhaseAborted, rep.Outcome)
+		assert.Equal(t, v1alpha1.DecidedByAnalysis, rep.DecidedBy)
+		require.Len(t, rep.Steps, 2)
+		assert.Equal(t, "Failed", rep.Steps[1].Verdict)
+		assert.Regexp(t, `^error-rate=\[0\.[12]\d*\] \(Failed\)$`, rep.Steps[1].Measurements[0])
 		assert.Equal(t, withHash(origSelector, blue), b.selector(t, app), "the stable Service selects blue only")
 		assert.Equal(t, map[string]int{blue: 5, green: 5}, b.pods(t, app), "green is kept for diagnosis")
-		split := b.sim.Snapshot().Entry(trafficsim.KindHTTPRoute, app).All
-		assert.InDelta(t, 1.0, split[trafficsim.Backend{Service: app, Revision: blue}], 0.001, "the simulator sends everything to blue: %v", split)
+		assert.Eventually(t, func() bool {
+			split := b.sim.Snapshot().Entry(trafficsim.KindHTTPRoute, app).All
+			return split[trafficsim.Backend{Service: app, Revision: blue}] == 1
+		}, 5*time.Second, 100*time.Millisecond, "the simulator sends everything to blue")
 	})
 
 	run("canary batches with approvals", func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/rollout/alerts"
 	"github.com/promgate/promgate/rollout/traffic"
 )
 
@@ -112,6 +113,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	before := ro.Status.DeepCopy()
 	s := &state{r: r, ro: &ro, now: r.Now()}
 	res, err := s.reconcile(ctx)
+	res = sooner(res, reconcile.Result{RequeueAfter: s.wake})
 	if err == nil {
 		nres, _ := s.notify(ctx)
 		res = sooner(res, nres)
@@ -119,10 +121,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		var fe *traffic.FieldError
 		var te *errTemplate
+		var ie *invalidSpec
 		switch {
-		case errors.As(err, &fe):
+		case errors.As(err, &fe), errors.As(err, &ie):
 			s.invalid("InvalidSpec", err.Error())
-			err = nil
+			res, err = reconcile.Result{}, nil
 		case errors.As(err, &te):
 			s.invalid("InvalidReference", err.Error())
 			res, err = reconcile.Result{RequeueAfter: 10 * time.Second}, nil
@@ -191,6 +194,18 @@ type state struct {
 	// readyBy is who moved the step to StepReady in this reconcile; unset, a human did.
 	readyBy v1alpha1.Decider
 	events  []pendingEvent
+	// window and matchers are the parsed release window and alert matchers.
+	window   *Window
+	matchers alerts.MatcherSets
+	// wake is the soonest time a gate wants to look again.
+	wake time.Duration
+}
+
+// wakeIn asks for a reconcile within d at the latest.
+func (s *state) wakeIn(d time.Duration) {
+	if d > 0 && (s.wake == 0 || d < s.wake) {
+		s.wake = d
+	}
 }
 
 // event queues an event about a transition; flush sends the queue once the transition

@@ -102,8 +102,12 @@ func (s *state) start(ctx context.Context, why string) {
 	st.ReleaseStartedAt = &metav1.Time{Time: s.now}
 	st.AbortReason = ""
 	st.AnalysisRuns = v1alpha1.RolloutAnalysisRuns{}
-	s.enter(1, v1alpha1.StepUpgrade)
 	s.event(corev1.EventTypeNormal, "ReleaseStarted", "release of %s started at step 1: %s", s.d.Name, why)
+	if s.heldAtStart() {
+		s.holdForWindow()
+		return
+	}
+	s.enter(1, v1alpha1.StepUpgrade)
 }
 
 // enter moves to a step and state.
@@ -144,6 +148,11 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 		}
 	}
 
+	if st.Phase != v1alpha1.RolloutPhaseAborted && st.AlertAbort == nil {
+		res, a := s.pull(ctx)
+		s.wakeIn(res.RequeueAfter)
+		st.AlertAbort = a
+	}
 	if a := st.AlertAbort; a != nil {
 		st.AlertAbort = nil
 		if st.Phase != v1alpha1.RolloutPhaseAborted {
@@ -159,6 +168,11 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 	if st.Phase == v1alpha1.RolloutPhaseAborted {
 		return s.holdAborted(ctx)
 	}
+	res, done, err := s.gate(ctx)
+	if done || err != nil {
+		return res, err
+	}
+	s.wakeIn(res.RequeueAfter)
 	if st.CurrentStepIndex < 1 || st.CurrentStepIndex > n {
 		s.enter(1, v1alpha1.StepUpgrade)
 	}
@@ -242,6 +256,12 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 					return reconcile.Result{RequeueAfter: left}, nil
 				}
 				s.readyBy = v1alpha1.DecidedByController
+				s.enter(st.CurrentStepIndex, v1alpha1.StepReady)
+				continue
+			}
+			if s.autoPromote() {
+				s.event(corev1.EventTypeNormal, "AutoPromoted", "step %d: promoted by the open release window", st.CurrentStepIndex)
+				s.readyBy = v1alpha1.DecidedByWindow
 				s.enter(st.CurrentStepIndex, v1alpha1.StepReady)
 				continue
 			}

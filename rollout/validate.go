@@ -91,6 +91,9 @@ func (s *state) load(ctx context.Context) error {
 	if err := validateSpec(s.ro); err != nil {
 		return err
 	}
+	if err := s.loadGates(); err != nil {
+		return err
+	}
 	ref := s.ro.Spec.WorkloadRef
 	var d appsv1.Deployment
 	if err := s.r.Client.Get(ctx, client.ObjectKey{Namespace: s.ro.Namespace, Name: ref.Name}, &d); err != nil {

@@ -3,8 +3,10 @@ package main
 import (
 	"flag"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -20,9 +22,13 @@ import (
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/rollout"
+	"github.com/promgate/promgate/rollout/alerts"
 )
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
+
+// alertWebhookPath is where Alertmanager's webhook_configs url points.
+const alertWebhookPath = "/alertmanager"
 
 func runController(args []string) int {
 	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
@@ -39,6 +45,8 @@ func runController(args []string) int {
 		rolloutWorkers = fs.Int("rollout-workers", 16, "Rollouts reconciled in parallel")
 		maxQueries     = fs.Int("max-concurrent-queries", metricsq.DefaultMaxConcurrentPerTarget, "queries in flight per Prometheus")
 		pprofAddr      = fs.String("pprof-bind-address", "", "address of /debug/pprof for profiling; empty disables it")
+		webhookAddr    = fs.String("alert-webhook-bind-address", "", "address of the Alertmanager webhook receiver (path /alertmanager); empty disables it")
+		webhookSecret  = fs.String("alert-webhook-token-secret", "", "NAMESPACE/NAME of the Secret whose key \"token\" Alertmanager must send as a bearer token; required with --alert-webhook-bind-address")
 	)
 	zopts := zap.Options{}
 	zopts.BindFlags(fs)
@@ -92,6 +100,18 @@ func runController(args []string) int {
 	}); err != nil {
 		log.Error(err, "setting up controllers")
 		return exitError
+	}
+	if *webhookAddr != "" {
+		ns, name, ok := strings.Cut(*webhookSecret, "/")
+		if !ok || ns == "" || name == "" {
+			log.Error(nil, "--alert-webhook-token-secret must be NAMESPACE/NAME when --alert-webhook-bind-address is set", "value", *webhookSecret)
+			return exitInvalidInput
+		}
+		hook := &alerts.Webhook{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), TokenSecret: types.NamespacedName{Namespace: ns, Name: name}}
+		if err := mgr.Add(alerts.NewServer(*webhookAddr, alertWebhookPath, hook)); err != nil {
+			log.Error(err, "adding the alert webhook receiver")
+			return exitError
+		}
 	}
 	ro := &rollout.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("promgate")}
 	if err := ro.SetupWithManager(mgr, *rolloutWorkers); err != nil {

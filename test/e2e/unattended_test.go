@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/test/testbed"
+	"github.com/promgate/promgate/test/trafficsim"
+)
+
+const alertToken = "night-shift-token"
+
+// canaryErrorsRule fires while any entry point answers errors from a canary Service.
+const canaryErrorsRule = `groups:
+- name: promgate-e2e
+  rules:
+  - alert: CanaryErrors
+    expr: sum by (entry) (rate(promgate_sim_requests_total{code="500",service=~".*-canary"}[5s])) > 1
+    labels: {severity: page}
+`
+
+// unattendedBed adds Alertmanager, an alerting rule and promgate's webhook receiver to
+// the rollout bed.
+type unattendedBed struct {
+	*rolloutBed
+	webhook string
+}
+
+func startUnattendedBed(t *testing.T) *unattendedBed {
+	t.Helper()
+	c := testbed.StartCluster(t)
+	const ns = "default"
+	entries := []trafficsim.Entry{
+		{Kind: trafficsim.KindHTTPRoute, Name: "alerting", RPS: 50},
+		{Kind: trafficsim.KindHTTPRoute, Name: "nightly", RPS: 50},
+		{Kind: trafficsim.KindHTTPRoute, Name: "closing", RPS: 50},
+	}
+	sim, err := trafficsim.New(trafficsim.Config{Client: c.Client, Namespace: ns, Entries: entries})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = sim.Run(ctx) }()
+
+	port, err := testbed.FreePort()
+	require.NoError(t, err)
+	webhook := "127.0.0.1:" + strconv.Itoa(port)
+	am := testbed.StartAlertmanager(t, testbed.AlertmanagerOptions{
+		WebhookURL: "http://" + webhook + "/alertmanager",
+		HTTPConfig: map[string]any{"authorization": map[string]any{"credentials": alertToken}},
+	})
+	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{
+		Targets:       []string{testbed.Serve(t, sim.Handler())},
+		Rules:         map[string]string{"canary.yaml": canaryErrorsRule},
+		Alertmanagers: []string{am.Address},
+	})
+	require.NoError(t, c.Client.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "alert-token", Namespace: ns},
+		StringData: map[string]string{"token": alertToken},
+	}))
+	pg := testbed.StartPromgate(t, c.ControlPlane, "--prometheus-address="+prom.URL,
+		"--alert-webhook-bind-address="+webhook, "--alert-webhook-token-secret="+ns+"/alert-token")
+	return &unattendedBed{rolloutBed: &rolloutBed{Cluster: c, sim: sim, pg: pg, ns: ns}, webhook: webhook}
+}
+
+func (b *unattendedBed) post(t *testing.T, method, token string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+b.webhook+"/alertmanager", bytes.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func canarySteps(pause v1alpha1.RolloutPause) []v1alpha1.RolloutStep {
+	return []v1alpha1.RolloutStep{
+		{Replicas: ptr.To(intstr.FromInt32(1)), Traffic: ptr.To("50%"), Pause: &pause},
+		{Replicas: ptr.To(intstr.FromString("100%")), Traffic: ptr.To("100%"), Pause: &v1alpha1.RolloutPause{}},
+	}
+}
+
+// cronAt is a six-field (seconds) cron schedule firing once a day at t, in UTC.
+func cronAt(t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("%d %d %d * * *", t.Second(), t.Minute(), t.Hour())
+}
+
+// TestUnattended: releases nobody watches. An alert from a real Prometheus rule, delivered
+// by the real Alertmanager, aborts a bad release; a release window holds a new revision,
+// promotes through pauses inside it, and applies its close policy.
+func TestUnattended(t *testing.T) {
+	b := startUnattendedBed(t)
+
+	t.Run("a firing alert aborts the release and bad webhook calls change nothing", func(t *testing.T) {
+		const app = "alerting"
+		b.app(t, app)
+		b.httpRoute(t, app)
+		b.create(t, &v1alpha1.Rollout{
+			ObjectMeta: metav1.ObjectMeta{Name: app, Namespace: b.ns},
+			Spec: v1alpha1.RolloutSpec{
+				WorkloadRef: v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: app},
+				Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{
+					Steps:           canarySteps(v1alpha1.RolloutPause{}),
+					TrafficRoutings: []v1alpha1.TrafficRouting{{Service: app, Gateway: &v1alpha1.GatewayTrafficRouting{HTTPRouteName: app}}},
+				}},
+				AbortOn: &v1alpha1.AbortOn{Alerts: []v1alpha1.AlertMatcherSet{{Matchers: []string{`alertname="CanaryErrors"`, `entry=~"HTTPRoute/alerting"`}}}},
+			},
+		})
+		b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseHealthy)
+		b.setTemplate(t, app, "echoserver:green", "0")
+		b.waitStep(t, app, 1, v1alpha1.StepPaused, time.Minute)
+
+		payload := []byte(`{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"CanaryErrors","entry":"HTTPRoute/alerting"}}]}`)
+		assert.Equal(t, http.StatusUnauthorized, b.post(t, http.MethodPost, "", payload))
+		assert.Equal(t, http.StatusUnauthorized, b.post(t, http.MethodPost, "wrong", payload))
+		assert.Equal(t, http.StatusMethodNotAllowed, b.post(t, http.MethodGet, alertToken, nil))
+		assert.Equal(t, http.StatusBadRequest, b.post(t, http.MethodPost, alertToken, []byte(`{"version":"4","alerts":[`)))
+		assert.Equal(t, http.StatusRequestEntityTooLarge, b.post(t, http.MethodPost, alertToken, bytes.Repeat([]byte(" "), 2<<20)))
+		resolved := strings.ReplaceAll(string(payload), "firing", "resolved")
+		assert.Equal(t, http.StatusOK, b.post(t, http.MethodPost, alertToken, []byte(resolved)))
+		time.Sleep(time.Second)
+		ro := b.get(t, app)
+		assert.Equal(t, v1alpha1.RolloutPhasePaused, ro.Status.Phase, "no bad or resolved call aborts")
+		assert.Nil(t, ro.Status.AlertAbort)
+
+		// Green answers 60% errors: the rule fires on the simulator's metrics.
+		b.setTemplate(t, app, "echoserver:green", "0.6")
+		ro = b.waitPhase(t, app, 2*time.Minute, v1alpha1.RolloutPhaseAborted)
+		assert.Contains(t, ro.Status.Message, "alert CanaryErrors firing")
+		assert.Contains(t, ro.Status.AbortReason, `entry="HTTPRoute/alerting"`)
+		assert.Contains(t, ro.Status.AbortReason, "(webhook)", "delivered by Alertmanager's webhook")
+		assert.Equal(t, []map[string]int32{{app: 100, app + "-canary": 0}}, b.routeWeights(t, app), "all traffic back on the stable version")
+		require.NotNil(t, ro.Status.Report)
+		assert.Equal(t, v1alpha1.DecidedByAlert, ro.Status.Report.DecidedBy)
+
+		// Alertmanager repeats the alert; nothing changes.
+		assert.Equal(t, http.StatusOK, b.post(t, http.MethodPost, alertToken, payload))
+		time.Sleep(time.Second)
+		again := b.get(t, app)
+		assert.Equal(t, v1alpha1.RolloutPhaseAborted, again.Status.Phase)
+		assert.Equal(t, ro.Status.Report.EndedAt, again.Status.Report.EndedAt, "one abort, one report")
+	})
+
+	t.Run("a release waits for its window and runs inside it unattended", func(t *testing.T) {
+		const app = "nightly"
+		b.app(t, app)
+		b.httpRoute(t, app)
+		opens := time.Now().Add(12 * time.Second)
+		b.create(t, &v1alpha1.Rollout{
+			ObjectMeta: metav1.ObjectMeta{Name: app, Namespace: b.ns},
+			Spec: v1alpha1.RolloutSpec{
+				WorkloadRef: v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: app},
+				Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{
+					Steps:           canarySteps(v1alpha1.RolloutPause{}),
+					TrafficRoutings: []v1alpha1.TrafficRouting{{Service: app, Gateway: &v1alpha1.GatewayTrafficRouting{HTTPRouteName: app}}},
+				}},
+				ReleaseWindow: &v1alpha1.ReleaseWindow{Schedule: cronAt(opens), Duration: metav1.Duration{Duration: 2 * time.Minute}},
+			},
+		})
+		b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseHealthy)
+		blue := b.get(t, app).Status.StableRevision
+		b.setTemplate(t, app, "echoserver:green", "0")
+		ro := b.waitPhase(t, app, 30*time.Second, v1alpha1.RolloutPhasePaused)
+		require.True(t, time.Now().Before(opens), "the bed was too slow to see the window closed")
+		assert.True(t, ro.Status.Held)
+		assert.Equal(t, v1alpha1.StepPaused, ro.Status.CurrentStepState)
+		assert.Contains(t, ro.Status.Message, "waits for the release window: next opening at "+opens.UTC().Format("2006-01-02T15:04:05"))
+		assert.Equal(t, map[string]int{blue: 5}, b.pods(t, app), "no new pod before the window opens")
+
+		ro = b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseCompleted)
+		assert.False(t, time.Now().Before(opens), "completed only once the window opened")
+		require.NotNil(t, ro.Status.Report)
+		for _, st := range ro.Status.Report.Steps {
+			assert.Equal(t, v1alpha1.DecidedByWindow, st.DecidedBy, "step %d promoted by the window, not a human", st.Index)
+		}
+	})
+
+	t.Run("a window closing mid-release aborts with onClose Abort", func(t *testing.T) {
+		const app = "closing"
+		b.app(t, app)
+		b.httpRoute(t, app)
+		opened := time.Now().Add(-time.Second)
+		b.create(t, &v1alpha1.Rollout{
+			ObjectMeta: metav1.ObjectMeta{Name: app, Namespace: b.ns},
+			Spec: v1alpha1.RolloutSpec{
+				WorkloadRef: v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: app},
+				Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{
+					Steps:           canarySteps(v1alpha1.RolloutPause{Duration: &metav1.Duration{Duration: time.Minute}}),
+					TrafficRoutings: []v1alpha1.TrafficRouting{{Service: app, Gateway: &v1alpha1.GatewayTrafficRouting{HTTPRouteName: app}}},
+				}},
+				ReleaseWindow: &v1alpha1.ReleaseWindow{Schedule: cronAt(opened), Duration: metav1.Duration{Duration: 15 * time.Second}, OnClose: v1alpha1.WindowAbort},
+			},
+		})
+		b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseHealthy)
+		b.setTemplate(t, app, "echoserver:green", "0")
+		ro := b.waitStep(t, app, 1, v1alpha1.StepPaused, 30*time.Second)
+		require.False(t, ro.Status.Held, "inside the window")
+		ro = b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseAborted)
+		assert.Contains(t, ro.Status.AbortReason, "release window closed")
+		assert.Equal(t, []map[string]int32{{app: 100, app + "-canary": 0}}, b.routeWeights(t, app))
+		assert.Equal(t, v1alpha1.DecidedByWindow, ro.Status.Report.DecidedBy)
+	})
+}

@@ -45,6 +45,7 @@ var simEntries = []trafficsim.Entry{
 	{Kind: trafficsim.KindIngress, Name: "canary-nginx", RPS: 50, Headers: map[string]string{"X-Canary": "always"}, HeaderShare: 0.1},
 	{Kind: trafficsim.KindHTTPRoute, Name: "canary-gw", RPS: 50, Headers: map[string]string{"X-Canary": "always"}, HeaderShare: 0.1},
 	{Kind: trafficsim.KindHTTPRoute, Name: "quiet", RPS: 0},
+	{Kind: trafficsim.KindHTTPRoute, Name: "background", RPS: 50},
 }
 
 func startRolloutBed(t *testing.T) *rolloutBed {
@@ -391,6 +392,33 @@ func runRolloutScenarios(t *testing.T, b *rolloutBed, want func(name string) boo
 			split := b.sim.Snapshot().Entry(trafficsim.KindHTTPRoute, app).All
 			return split[trafficsim.Backend{Service: app, Revision: blue}] == 1
 		}, 5*time.Second, 100*time.Millisecond, "the simulator sends everything to blue")
+	})
+
+	run("background analysis aborts across steps", func(t *testing.T) {
+		const app = "background"
+		b.app(t, app)
+		b.httpRoute(t, app)
+		b.create(t, &v1alpha1.Rollout{
+			ObjectMeta: metav1.ObjectMeta{Name: app, Namespace: b.ns},
+			Spec: v1alpha1.RolloutSpec{
+				WorkloadRef: v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: app},
+				Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{
+					Steps: []v1alpha1.RolloutStep{
+						{Replicas: ptr.To(intstr.FromInt32(1)), Traffic: ptr.To("20%"), Pause: &v1alpha1.RolloutPause{Duration: &metav1.Duration{Duration: 2 * time.Second}}},
+						{Replicas: ptr.To(intstr.FromString("50%")), Traffic: ptr.To("50%"), Pause: &v1alpha1.RolloutPause{}},
+						{Replicas: ptr.To(intstr.FromString("100%")), Traffic: ptr.To("100%")},
+					},
+					TrafficRoutings: []v1alpha1.TrafficRouting{{Service: app, Gateway: &v1alpha1.GatewayTrafficRouting{HTTPRouteName: app}}},
+				}},
+				Analysis: &v1alpha1.BackgroundAnalysis{RolloutAnalysis: v1alpha1.RolloutAnalysis{Templates: []v1alpha1.RolloutAnalysisTemplate{{TemplateName: "error-rate"}}}},
+			},
+		})
+		b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseHealthy)
+		b.setTemplate(t, app, "echoserver:green", "0.3")
+		ro := b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseAborted)
+		assert.Contains(t, ro.Status.AbortReason, "background analysis")
+		assert.Contains(t, ro.Status.AbortReason, `"error-rate"`)
+		assert.Equal(t, []map[string]int32{{app: 100, app + "-canary": 0}}, b.routeWeights(t, app))
 	})
 
 	run("canary batches with approvals", func(t *testing.T) {

@@ -46,7 +46,7 @@ func (s *state) loadGates() error {
 	return nil
 }
 
-// held says whether the release window keeps a new release from starting; it is called
+// heldAtStart says whether the release window keeps a new release from starting; it is called
 // when a release starts.
 func (s *state) heldAtStart() bool {
 	if s.window == nil {
@@ -72,7 +72,7 @@ func (s *state) gate(ctx context.Context) (res reconcile.Result, done bool, err 
 	if ws.Open {
 		if st.Held {
 			st.Held = false
-			s.event(corev1.EventTypeNormal, "WindowOpened", "the release window is open until %s (%s): the release goes on", ws.ClosesAt.Format(time.DateTime), zone)
+			s.event(corev1.EventTypeNormal, "WindowOpened", "the release window is open until %s (%s): the release goes on", ws.ClosesAt.Format(time.RFC3339), zone)
 			if len(st.Steps) == 0 {
 				// Held before step 1 started: start it now.
 				s.enter(1, v1alpha1.StepUpgrade)
@@ -89,7 +89,7 @@ func (s *state) gate(ctx context.Context) (res reconcile.Result, done bool, err 
 	}
 	next := "never"
 	if !ws.NextOpen.IsZero() {
-		next = ws.NextOpen.Format(time.DateTime) + " " + zone
+		next = ws.NextOpen.Format(time.RFC3339) + " (" + zone + ")"
 	}
 	if st.Held {
 		st.Phase = v1alpha1.RolloutPhasePaused
@@ -115,7 +115,7 @@ func (s *state) holdForWindow() {
 	st.StepStartedAt = &metav1.Time{Time: s.now}
 	next := "never"
 	if st.Window != nil && st.Window.NextOpen != "" {
-		next = st.Window.NextOpen
+		next = st.Window.NextOpen + " (" + s.window.Location().String() + ")"
 	}
 	st.Message = fmt.Sprintf("the new revision waits for the release window: next opening at %s", next)
 	s.setCondition(ConditionProgressing, metav1.ConditionFalse, "WaitingForWindow", st.Message)

@@ -356,6 +356,15 @@ func (s *state) upgrade(ctx context.Context, steps []v1alpha1.RolloutStep) (bool
 	if err := s.setHPAs(ctx, true); err != nil {
 		return false, "", err
 	}
+	if s.ro.Status.CanaryRevision == "" {
+		// The new pods are about to exist: until a step routes to them, the stable
+		// Service must not select them.
+		for _, rt := range s.routersNow() {
+			if err := rt.PinStable(ctx); err != nil {
+				return false, "", fmt.Errorf("pinning the stable Service before new pods start: %w", err)
+			}
+		}
+	}
 	if _, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) {
 		return hold(d, want), nil
 	}); err != nil {

@@ -273,8 +273,8 @@ const (
 
 // ReleaseWindow is when unattended releases may proceed.
 type ReleaseWindow struct {
-	// Schedule is a cron expression (5 fields, or descriptors such as @daily) for when
-	// the window opens.
+	// Schedule is a cron expression for when the window opens, in TimeZone: 5 fields, 6
+	// with a leading seconds field, or a descriptor such as @daily (not @every).
 	// +kubebuilder:validation:MinLength=1
 	Schedule string `json:"schedule"`
 	// Duration is how long the window stays open.

@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -119,6 +120,17 @@ func (r *serviceRouter) Finish(ctx context.Context, winner string) error {
 		return err
 	}
 	return r.pinIfPresent(ctx, winner)
+}
+
+// PinStable pins the stable Service to the stable revision.
+func (r *serviceRouter) PinStable(ctx context.Context) error {
+	if err := r.t.check(); err != nil {
+		return err
+	}
+	if r.t.StableRevision == "" {
+		return errors.New("no stable revision to pin to")
+	}
+	return r.pin(ctx, r.t.StableRevision)
 }
 
 // Unpin restores the stable Service's selector, then deletes the canary Service.

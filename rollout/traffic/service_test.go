@@ -340,3 +340,24 @@ func TestInjectedConflictAndAlreadyExistsAreRetried(t *testing.T) {
 	assert.Equal(t, testService().Spec.Selector, getService(t, c, "web").Spec.Selector)
 	assert.False(t, exists(t, c, &corev1.Service{}, "web-canary"))
 }
+
+func TestPinStableBeforeTheCanaryExists(t *testing.T) {
+	ctx := context.Background()
+	for _, routing := range []v1alpha1.TrafficRouting{serviceRouting(), ingressRouting(), gatewayRouting()} {
+		c, rec := newClient(t, nil, testService(), testIngress(), testRoute())
+		tg := target(routing)
+		tg.CanaryRevision = ""
+		require.NoError(t, New(c, tg).PinStable(ctx))
+		assert.Equal(t, []string{"update *v1.Service web"}, rec.reset(), "only the stable Service is written")
+		assert.Equal(t, pinned(stableRev), getService(t, c, "web").Spec.Selector)
+		require.NoError(t, New(c, tg).PinStable(ctx))
+		assert.Empty(t, rec.reset(), "pinning twice writes nothing")
+
+		require.NoError(t, New(c, tg).Unpin(ctx))
+		assert.Equal(t, testService().Spec.Selector, getService(t, c, "web").Spec.Selector, "and unpinning restores it")
+	}
+	tg := target(serviceRouting())
+	tg.StableRevision = ""
+	c, _ := newClient(t, nil, testService())
+	assert.Error(t, New(c, tg).PinStable(ctx))
+}

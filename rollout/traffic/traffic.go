@@ -59,6 +59,9 @@ type Router interface {
 	Route(ctx context.Context, weight int32, matches []v1alpha1.HTTPRouteMatch) error
 	// Finish sends all traffic to winner (the stable revision on abort/cancel/disable/delete, the canary revision on completion), restores the user's Ingress/HTTPRoute exactly, deletes generated objects except that the stable Service stays pinned to winner. Idempotent.
 	Finish(ctx context.Context, winner string) error
+	// PinStable pins the stable Service to the stable revision, before a release's new
+	// pods exist, so they get no traffic the steps have not given them. Idempotent.
+	PinStable(ctx context.Context) error
 	// Unpin restores the stable Service's original selector exactly and deletes the generated canary Service; called once the loser's pods are gone. Idempotent.
 	Unpin(ctx context.Context) error
 }

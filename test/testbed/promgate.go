@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,6 +40,7 @@ func PromgateBinary(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		pruneBuilds(time.Hour)
 		dir, err := os.MkdirTemp("", "promgate-bin-")
 		if err != nil {
 			buildErr = err
@@ -55,6 +57,18 @@ func PromgateBinary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return buildPath
+}
+
+// pruneBuilds removes earlier test processes' builds: a test process cannot remove its own
+// when it ends (tests share it until the process exits), so the next one does, once they
+// are older than any test run.
+func pruneBuilds(age time.Duration) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "promgate-bin-*"))
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > age {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // Promgate is the promgate controller running as its own process, as in production.

@@ -51,7 +51,7 @@ func (s *state) reconcile(ctx context.Context) (reconcile.Result, error) {
 			_, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) { return adopt(d, s.ro.Name) })
 			return reconcile.Result{}, err
 		}
-		s.start(ctx, "a new pod template")
+		s.start("a new pod template")
 	}
 	return s.progress(ctx)
 }
@@ -92,7 +92,7 @@ func (s *state) adopt(ctx context.Context) (reconcile.Result, error) {
 }
 
 // start begins a release of the Deployment's template at step 1.
-func (s *state) start(ctx context.Context, why string) {
+func (s *state) start(why string) {
 	st := &s.ro.Status
 	st.Phase = v1alpha1.RolloutPhaseProgressing
 	st.CanaryRevision = ""
@@ -140,7 +140,7 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 			return reconcile.Result{}, err
 		}
 		s.stopRuns(ctx)
-		s.start(ctx, "the pod template changed during the release")
+		s.start("the pod template changed during the release")
 	}
 	if st.CanaryRevision == "" {
 		if s.revs.current != nil && hashOf(s.revs.current) != st.StableRevision {

@@ -114,10 +114,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	s := &state{r: r, ro: &ro, now: r.Now()}
 	res, err := s.reconcile(ctx)
 	res = sooner(res, reconcile.Result{RequeueAfter: s.wake})
-	if err == nil {
-		nres, _ := s.notify(ctx)
-		res = sooner(res, nres)
-	}
 	if err != nil {
 		var fe *traffic.FieldError
 		var te *errTemplate
@@ -135,6 +131,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return requeueOnConflict(werr, "writing status")
 	}
 	s.flush()
+	if err == nil {
+		// Only a report already in status is sent, so a write lost to a conflict never
+		// sends one that was computed from a stale Rollout.
+		nres, nerr := s.notify(ctx)
+		s.flush()
+		res, err = sooner(res, nres), nerr
+	}
 	return res, err
 }
 
@@ -149,6 +152,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, befo
 
 // sooner merges two results into the one that comes back first.
 func sooner(a, b reconcile.Result) reconcile.Result {
+	a.Requeue = a.Requeue || b.Requeue
 	if b.RequeueAfter > 0 && (a.RequeueAfter == 0 || b.RequeueAfter < a.RequeueAfter) {
 		a.RequeueAfter = b.RequeueAfter
 	}

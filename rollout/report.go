@@ -24,6 +24,7 @@ const (
 	maxMeasurements  = 5
 	maxNotifyAttempt = 5
 	notifyTimeout    = 5 * time.Second
+	notifyBackoff    = 5 * time.Second
 )
 
 // beginStep opens the record of a step the release enters.
@@ -119,12 +120,19 @@ func (s *state) report(outcome v1alpha1.RolloutPhase, by v1alpha1.Decider, why s
 	s.event(kind, "ReleaseReport", "%s", summary)
 }
 
-// notify posts the last report to spec.notify once; failures retry on later reconciles.
+// notify posts the last report to spec.notify once it is saved in status, and records
+// the outcome with its own optimistic-lock patch. Delivery is at least once: a POST whose
+// record loses a conflict is sent again.
 func (s *state) notify(ctx context.Context) (reconcile.Result, error) {
 	rep := s.ro.Status.Report
 	n := s.ro.Spec.Notify
 	if n == nil || rep == nil || rep.NotifiedAt != nil || rep.NotifyAttempts >= maxNotifyAttempt {
 		return reconcile.Result{}, nil
+	}
+	if last := rep.LastNotifyAttemptAt; last != nil {
+		if wait := last.Add(time.Duration(rep.NotifyAttempts) * notifyBackoff).Sub(s.now); wait > 0 {
+			return reconcile.Result{RequeueAfter: wait}, nil
+		}
 	}
 	var sec corev1.Secret
 	err := s.r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.ro.Namespace, Name: n.URLSecret.Name}, &sec)
@@ -136,13 +144,21 @@ func (s *state) notify(ctx context.Context) (reconcile.Result, error) {
 			err = post(ctx, target, s.ro, rep)
 		}
 	}
+	saved := s.ro.DeepCopy()
+	next := s.ro.Status.Report
+	res := reconcile.Result{}
 	if err != nil {
-		rep.NotifyAttempts++
-		s.event(corev1.EventTypeWarning, "NotifyFailed", "sending the release report (attempt %d of %d): %v", rep.NotifyAttempts, maxNotifyAttempt, err)
-		return reconcile.Result{RequeueAfter: time.Duration(rep.NotifyAttempts) * 5 * time.Second}, nil
+		next.NotifyAttempts++
+		next.LastNotifyAttemptAt = &metav1.Time{Time: s.now}
+		s.event(corev1.EventTypeWarning, "NotifyFailed", "sending the release report (attempt %d of %d): %v", next.NotifyAttempts, maxNotifyAttempt, err)
+		res.RequeueAfter = time.Duration(next.NotifyAttempts) * notifyBackoff
+	} else {
+		next.NotifiedAt = &metav1.Time{Time: s.now}
 	}
-	rep.NotifiedAt = &metav1.Time{Time: s.now}
-	return reconcile.Result{}, nil
+	if err := s.r.Client.Status().Patch(ctx, s.ro, client.MergeFromWithOptions(saved, client.MergeFromWithOptimisticLock{})); err != nil {
+		return requeueOnConflict(err, "recording the report's delivery")
+	}
+	return res, nil
 }
 
 func post(ctx context.Context, target string, ro *v1alpha1.Rollout, rep *v1alpha1.ReleaseReport) error {

@@ -499,6 +499,10 @@ type ReleaseReport struct {
 	// NotifyAttempts counts failed deliveries to spec.notify; the controller gives up at 5.
 	// +optional
 	NotifyAttempts int32 `json:"notifyAttempts,omitempty"`
+	// LastNotifyAttemptAt is when the last failed delivery was tried; the next waits 5 s
+	// times the attempts made.
+	// +optional
+	LastNotifyAttemptAt *metav1.Time `json:"lastNotifyAttemptAt,omitempty"`
 }
 
 // RolloutAnalysisRuns names the AnalysisRuns of the current release.

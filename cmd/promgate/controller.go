@@ -107,7 +107,7 @@ func runController(args []string) int {
 			log.Error(nil, "--alert-webhook-token-secret must be NAMESPACE/NAME when --alert-webhook-bind-address is set", "value", *webhookSecret)
 			return exitInvalidInput
 		}
-		hook := &alerts.Webhook{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), TokenSecret: types.NamespacedName{Namespace: ns, Name: name}}
+		hook := &alerts.Webhook{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), TokenSecret: types.NamespacedName{Namespace: ns, Name: name}}
 		if err := mgr.Add(alerts.NewServer(*webhookAddr, alertWebhookPath, hook)); err != nil {
 			log.Error(err, "adding the alert webhook receiver")
 			return exitError

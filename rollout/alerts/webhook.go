@@ -37,8 +37,10 @@ const (
 type Webhook struct {
 	// Client lists Rollouts (from the cache) and patches their status.
 	Client client.Client
-	// Secrets reads the token Secret, uncached (the manager's API reader).
-	Secrets client.Reader
+	// APIReader reads the token Secret and each matching Rollout uncached (the manager's
+	// API reader): a decision on a stale Rollout could drop an alert Alertmanager will
+	// not send again for hours.
+	APIReader client.Reader
 	// TokenSecret is the Secret holding the bearer token Alertmanager sends.
 	TokenSecret types.NamespacedName
 	// TokenKey is the token's key in TokenSecret; default "token".
@@ -190,22 +192,17 @@ func rolloutMatchers(log logr.Logger, ro *v1alpha1.Rollout) (MatcherSets, bool) 
 func (w *Webhook) mark(ctx context.Context, ro *v1alpha1.Rollout, a Alert) (bool, error) {
 	log := logf.FromContext(ctx)
 	key := client.ObjectKeyFromObject(ro)
-	latest := ro
 	marked := false
-	first := true
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		if !first {
-			latest = &v1alpha1.Rollout{}
-			if err := w.Client.Get(ctx, key, latest); err != nil {
-				return err
-			}
-			sets, ok := rolloutMatchers(log, latest)
-			if !ok || !sets.Match(a.Labels) {
-				log.Info("alert no longer matches the Rollout after its spec changed")
-				return nil
-			}
+		latest := &v1alpha1.Rollout{}
+		if err := w.APIReader.Get(ctx, key, latest); err != nil {
+			return err
 		}
-		first = false
+		sets, ok := rolloutMatchers(log, latest)
+		if !ok || !sets.Match(a.Labels) {
+			log.Info("alert no longer matches the Rollout after its spec changed")
+			return nil
+		}
 		if latest.Status.AlertAbort != nil {
 			log.Info("alert matches but the Rollout already records an alert abort; nothing to do",
 				"recordedAlert", latest.Status.AlertAbort.AlertName, "recordedSource", latest.Status.AlertAbort.Source)
@@ -259,7 +256,7 @@ func (w *Webhook) readToken(ctx context.Context) (string, error) {
 		key = defaultTokenKey
 	}
 	var s corev1.Secret
-	if err := w.Secrets.Get(ctx, w.TokenSecret, &s); err != nil {
+	if err := w.APIReader.Get(ctx, w.TokenSecret, &s); err != nil {
 		return "", fmt.Errorf("reading token Secret %s: %w", w.TokenSecret, err)
 	}
 	// Alertmanager trims a credentials file, and Secrets made with echo end in a newline.

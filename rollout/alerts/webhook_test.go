@@ -70,7 +70,7 @@ func newWebhook(t *testing.T, funcs *interceptor.Funcs, objs ...client.Object) (
 	}
 	c := b.Build()
 	clk := &clock{now: start}
-	w := &Webhook{Client: c, Secrets: c, TokenSecret: tokenSecretKey, Now: clk.Now}
+	w := &Webhook{Client: c, APIReader: c, TokenSecret: tokenSecretKey, Now: clk.Now}
 	return w, c, clk
 }
 

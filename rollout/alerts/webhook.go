@@ -21,6 +21,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/rollout/traffic"
 )
 
 const (
@@ -212,6 +213,13 @@ func (w *Webhook) mark(ctx context.Context, ro *v1alpha1.Rollout, a Alert) (bool
 			log.Info("alert matches but the Rollout has no release in progress; nothing to abort", "phase", phase)
 			return nil
 		}
+		// Traffic first, in this one write, as an abort's first act: the controller's
+		// pass through status would add a write and two watch hops before the bad
+		// version stops serving. Failing safe, traffic at 0% is where an unrecorded
+		// abort leaves the release until Alertmanager sends the alert again.
+		if err := stableTraffic(ctx, w.Client, latest); err != nil {
+			return err
+		}
 		patched := latest.DeepCopy()
 		patched.Status.AlertAbort = NewAlertAbort(a, SourceWebhook, w.now())
 		patch := client.MergeFromWithOptions(latest, client.MergeFromWithOptimisticLock{})
@@ -299,4 +307,24 @@ func writeJSON(rw http.ResponseWriter, log logr.Logger, code int, v any) {
 	if _, err := rw.Write(append(body, '\n')); err != nil {
 		log.V(1).Info("writing alert webhook response", "error", err.Error())
 	}
+}
+
+// stableTraffic sends all of ro's traffic to its stable revision, as an abort does.
+func stableTraffic(ctx context.Context, c client.Client, ro *v1alpha1.Rollout) error {
+	st := ro.Spec.Strategy.Canary
+	field := "spec.strategy.canary"
+	if ro.Spec.Strategy.BlueGreen != nil {
+		st, field = ro.Spec.Strategy.BlueGreen, "spec.strategy.blueGreen"
+	}
+	if st == nil || ro.Status.StableRevision == "" || ro.Status.CanaryRevision == "" {
+		return nil
+	}
+	for i, tr := range st.TrafficRoutings {
+		rt := traffic.New(c, traffic.Target{Rollout: ro, Routing: tr, Field: fmt.Sprintf("%s.trafficRoutings[%d]", field, i),
+			StableRevision: ro.Status.StableRevision, CanaryRevision: ro.Status.CanaryRevision})
+		if err := rt.Route(ctx, 0, nil); err != nil {
+			return fmt.Errorf("sending the traffic of Rollout %s back to the stable version: %w", ro.Name, err)
+		}
+	}
+	return nil
 }

@@ -391,3 +391,30 @@ func TestWebhookPatchFailureAsksForRetry(t *testing.T) {
 	assert.NotContains(t, rec.Body.String(), "etcd", "internal errors stay in the log")
 	assert.NotNil(t, get(t, c, "shop", "checkout").Status.AlertAbort)
 }
+
+// TestWebhookSendsTrafficToStableAtOnce: the receiver restores the stable version's
+// traffic itself, in the same request, before the controller's pass.
+func TestWebhookSendsTrafficToStableAtOnce(t *testing.T) {
+	ro := rollout("shop", "web", v1alpha1.RolloutPhasePaused, []string{`alertname="HighErrorRate"`})
+	ro.UID = "rollout-uid"
+	ro.Spec.Strategy.Canary = &v1alpha1.ReleaseStrategy{
+		Steps:           []v1alpha1.RolloutStep{{}},
+		TrafficRoutings: []v1alpha1.TrafficRouting{{Service: "web"}},
+	}
+	ro.Status.StableRevision, ro.Status.CanaryRevision = "blue", "green"
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web", "pod-template-hash": "green"}},
+	}
+	// The Service was switched to green (100% at the last step) with its original saved.
+	svc.Annotations = map[string]string{"promgate.io/original-selector": `{"app":"web"}`}
+	w, c, _ := newWebhook(t, nil, tokenSecret(testToken), ro, svc)
+
+	rec := post(w, testToken, payload(t, firing("alertname", "HighErrorRate")))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, []string{"shop/web"}, marked(t, rec))
+	var got corev1.Service
+	require.NoError(t, c.Get(context.Background(), types.NamespacedName{Namespace: "shop", Name: "web"}, &got))
+	assert.Equal(t, map[string]string{"app": "web", "pod-template-hash": "blue"}, got.Spec.Selector, "all traffic on the stable version")
+	assert.NotNil(t, get(t, c, "shop", "web").Status.AlertAbort, "and the abort recorded for the controller")
+}

@@ -53,6 +53,8 @@ type Reconciler struct {
 	// APIReader reads what the cache may not have seen yet.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// Metrics export release reports; nil exports nothing.
+	Metrics *Metrics
 	// Now is the clock; tests inject one.
 	Now func() time.Time
 }
@@ -198,6 +200,8 @@ type state struct {
 	// readyBy is who moved the step to StepReady in this reconcile; unset, a human did.
 	readyBy v1alpha1.Decider
 	events  []pendingEvent
+	// reported says a release ended in this reconcile, to count once it is in status.
+	reported bool
 	// window and matchers are the parsed release window and alert matchers.
 	window   *Window
 	matchers alerts.MatcherSets
@@ -223,6 +227,10 @@ func (s *state) flush() {
 		s.r.Recorder.Eventf(s.ro, nil, e.kind, e.reason, "Reconcile", "%s", e.note)
 	}
 	s.events = nil
+	if s.reported {
+		s.r.Metrics.released(s.ro, s.ro.Status.Report)
+		s.reported = false
+	}
 }
 
 type pendingEvent struct{ kind, reason, note string }

@@ -113,6 +113,7 @@ func (s *state) report(outcome v1alpha1.RolloutPhase, by v1alpha1.Decider, why s
 		Steps: st.Steps,
 	}
 	st.Steps = nil
+	s.reported = true
 	kind := corev1.EventTypeNormal
 	if outcome != v1alpha1.RolloutPhaseCompleted {
 		kind = corev1.EventTypeWarning

@@ -113,7 +113,12 @@ func runController(args []string) int {
 			return exitError
 		}
 	}
-	ro := &rollout.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("promgate")}
+	releaseMetrics, err := rollout.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		log.Error(err, "registering release metrics")
+		return exitError
+	}
+	ro := &rollout.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("promgate"), Metrics: releaseMetrics}
 	if err := ro.SetupWithManager(mgr, *rolloutWorkers); err != nil {
 		log.Error(err, "setting up the Rollout controller")
 		return exitError

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -260,6 +262,17 @@ func (b *rolloutBed) kubectl(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// metrics is the controller's /metrics page.
+func (b *rolloutBed) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(b.pg.MetricsURL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(body)
+}
+
 // patchStatus is a human command: the documented status patch.
 func (b *rolloutBed) patchStatus(t *testing.T, name string, status map[string]any) {
 	t.Helper()
@@ -355,6 +368,8 @@ func runRolloutScenarios(t *testing.T, b *rolloutBed, want func(name string) boo
 		}
 		assert.Equal(t, v1alpha1.DecidedByAnalysis, rep.Steps[1].DecidedBy)
 		assert.Regexp(t, `^error-rate=\[0\] \(Successful\)$`, rep.Steps[1].Measurements[0])
+		assert.Contains(t, b.metrics(t), `promgate_rollout_releases_total{decided_by="analysis",namespace="default",outcome="Completed",rollout="bg-ok"} 1`,
+			"the report is exported as a metric")
 		out := b.kubectl(t, "get", "rollout", app)
 		assert.Regexp(t, `NAME\s+STATUS\s+STEP\s+STEP_STATE\s+MESSAGE\s+AGE`, out)
 		assert.Regexp(t, app+`\s+Completed\s+3\s+Completed\s+Rollout progressing has been completed`, out)

@@ -120,34 +120,13 @@ func (r *gatewayRouter) Route(ctx context.Context, weight int32, matches []v1alp
 // version; on abort the weights go back first, which is the write that stops canary
 // traffic.
 func (r *gatewayRouter) Finish(ctx context.Context, winner string) error {
-	if err := r.t.check(); err != nil {
-		return err
-	}
-	if err := r.t.checkWinner(winner); err != nil {
-		return err
-	}
-	if winner == r.t.CanaryRevision {
-		if err := r.pinIfPresent(ctx, winner); err != nil {
-			return err
-		}
-		return r.restoreRules(ctx)
-	}
-	if err := r.restoreRules(ctx); err != nil {
-		return err
-	}
-	return r.pinIfPresent(ctx, winner)
+	return r.finishAround(ctx, winner, r.restoreRules)
 }
 
 // Unpin also restores the HTTPRoute, so that it never points at a deleted Service should
 // Unpin come without Finish.
 func (r *gatewayRouter) Unpin(ctx context.Context) error {
-	if err := r.t.check(); err != nil {
-		return err
-	}
-	if err := r.restoreRules(ctx); err != nil {
-		return err
-	}
-	return r.serviceRouter.Unpin(ctx)
+	return r.unpinAfter(ctx, r.restoreRules)
 }
 
 // originalRules are the user's rules: from the annotation while weighted, else the route's

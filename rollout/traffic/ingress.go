@@ -119,34 +119,13 @@ func (r *ingressRouter) Route(ctx context.Context, weight int32, matches []v1alp
 // version; on abort the canary Ingress goes first, which is the write that stops canary
 // traffic.
 func (r *ingressRouter) Finish(ctx context.Context, winner string) error {
-	if err := r.t.check(); err != nil {
-		return err
-	}
-	if err := r.t.checkWinner(winner); err != nil {
-		return err
-	}
-	if winner == r.t.CanaryRevision {
-		if err := r.pinIfPresent(ctx, winner); err != nil {
-			return err
-		}
-		return r.deleteCanaryIngress(ctx)
-	}
-	if err := r.deleteCanaryIngress(ctx); err != nil {
-		return err
-	}
-	return r.pinIfPresent(ctx, winner)
+	return r.finishAround(ctx, winner, r.deleteCanaryIngress)
 }
 
 // Unpin also deletes the canary Ingress, so that it never points at a deleted Service
 // should Unpin come without Finish.
 func (r *ingressRouter) Unpin(ctx context.Context) error {
-	if err := r.t.check(); err != nil {
-		return err
-	}
-	if err := r.deleteCanaryIngress(ctx); err != nil {
-		return err
-	}
-	return r.serviceRouter.Unpin(ctx)
+	return r.unpinAfter(ctx, r.deleteCanaryIngress)
 }
 
 func (r *ingressRouter) deleteCanaryIngress(ctx context.Context) error {

@@ -122,6 +122,38 @@ func (r *serviceRouter) Finish(ctx context.Context, winner string) error {
 	return r.pinIfPresent(ctx, winner)
 }
 
+// finishAround is Finish for a router whose own objects restore puts back: the loser
+// loses its traffic first, by the pin on completion and by restore on abort.
+func (r *serviceRouter) finishAround(ctx context.Context, winner string, restore func(context.Context) error) error {
+	if err := r.t.check(); err != nil {
+		return err
+	}
+	if err := r.t.checkWinner(winner); err != nil {
+		return err
+	}
+	if winner == r.t.CanaryRevision {
+		if err := r.pinIfPresent(ctx, winner); err != nil {
+			return err
+		}
+		return restore(ctx)
+	}
+	if err := restore(ctx); err != nil {
+		return err
+	}
+	return r.pinIfPresent(ctx, winner)
+}
+
+// unpinAfter is Unpin for a router whose own objects restore puts back first.
+func (r *serviceRouter) unpinAfter(ctx context.Context, restore func(context.Context) error) error {
+	if err := r.t.check(); err != nil {
+		return err
+	}
+	if err := restore(ctx); err != nil {
+		return err
+	}
+	return r.Unpin(ctx)
+}
+
 // PinStable pins the stable Service to the stable revision.
 func (r *serviceRouter) PinStable(ctx context.Context) error {
 	if err := r.t.check(); err != nil {

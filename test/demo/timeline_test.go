@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/test/testbed"
 	"github.com/promgate/promgate/test/trafficsim"
 )
 
@@ -297,7 +298,7 @@ func (w *watcher) pollTraffic(ctx context.Context, a *appWatch) {
 	}
 	pods := map[string]int{}
 	for _, p := range list.Items {
-		if p.DeletionTimestamp == nil && podReady(&p) {
+		if p.DeletionTimestamp == nil && testbed.PodReady(&p) {
 			pods[a.revision(p.Labels[appsv1.DefaultDeploymentUniqueLabelKey])]++
 		}
 	}
@@ -373,15 +374,6 @@ func revisionOrder[V any](m map[string]V) []string {
 		return strings.Compare(x, y)
 	})
 	return keys
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // windowState prints the release window's state as the controller computed it, once per

@@ -211,7 +211,7 @@ func (b *rolloutBed) pods(t *testing.T, name string) map[string]int {
 	require.NoError(t, b.Client.List(context.Background(), &list, client.InNamespace(b.ns), client.MatchingLabels{"app": name}))
 	out := map[string]int{}
 	for _, p := range list.Items {
-		if p.DeletionTimestamp == nil && podReady(&p) {
+		if p.DeletionTimestamp == nil && testbed.PodReady(&p) {
 			out[p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]]++
 		}
 	}

@@ -193,20 +193,11 @@ func waitDeploymentRolled(ctx context.Context, t *testing.T, c client.Client, de
 	require.NoError(t, c.List(ctx, &pods, client.InNamespace(dep.Namespace), client.MatchingLabels{"app": "echoserver"}))
 	ready := 0
 	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Spec.Containers[0].Image == image && podReady(&p) {
+		if p.DeletionTimestamp == nil && p.Spec.Containers[0].Image == image && testbed.PodReady(&p) {
 			ready++
 		}
 	}
 	assert.Equal(t, 5, ready, "Ready pods running %s", image)
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func servesResource(t *testing.T, cluster *testbed.Cluster, name string) bool {

@@ -342,6 +342,16 @@ func NodeReady(n *corev1.Node) bool {
 	return false
 }
 
+// PodReady reports the pod's Ready condition: what a Service's endpoints go by.
+func PodReady(p *corev1.Pod) bool {
+	for _, cond := range p.Status.Conditions {
+		if cond.Type == corev1.PodReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
 // healthz probes a Kubernetes component's self-signed secure port.
 func healthz(port int) error {
 	return httpOK(fmt.Sprintf("https://127.0.0.1:%d/healthz", port))

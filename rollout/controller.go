@@ -123,7 +123,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		switch {
 		case errors.As(err, &fe), errors.As(err, &ie):
 			s.invalid("InvalidSpec", err.Error())
-			res, err = reconcile.Result{}, nil
+			// A spec change comes back by the watch; a Service or route created later
+			// (not watched) by this look.
+			res, err = reconcile.Result{RequeueAfter: 30 * time.Second}, nil
 		case errors.As(err, &te):
 			s.invalid("InvalidReference", err.Error())
 			res, err = reconcile.Result{RequeueAfter: 10 * time.Second}, nil

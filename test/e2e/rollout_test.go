@@ -165,28 +165,65 @@ func (b *rolloutBed) get(t *testing.T, name string) *v1alpha1.Rollout {
 
 func (b *rolloutBed) waitPhase(t *testing.T, name string, within time.Duration, phases ...v1alpha1.RolloutPhase) *v1alpha1.Rollout {
 	t.Helper()
-	var ro *v1alpha1.Rollout
-	require.Eventually(t, func() bool {
-		ro = b.get(t, name)
+	return b.waitFor(t, name, within, fmt.Sprintf("phase %v", phases), func(ro *v1alpha1.Rollout) bool {
 		for _, p := range phases {
 			if ro.Status.Phase == p {
 				return true
 			}
 		}
 		return false
-	}, within, 100*time.Millisecond, "Rollout %s never reached %v", name, phases)
-	return ro
+	})
 }
 
-// waitStep waits until the Rollout is at step in state and returns it.
 func (b *rolloutBed) waitStep(t *testing.T, name string, step int32, state v1alpha1.StepState, within time.Duration) *v1alpha1.Rollout {
 	t.Helper()
-	var ro *v1alpha1.Rollout
-	require.Eventually(t, func() bool {
-		ro = b.get(t, name)
+	return b.waitFor(t, name, within, fmt.Sprintf("step %d %s", step, state), func(ro *v1alpha1.Rollout) bool {
 		return ro.Status.CurrentStepIndex == step && ro.Status.CurrentStepState == state
-	}, within, 50*time.Millisecond, "Rollout %s never reached step %d %s (last: %+v)", name, step, state, func() any { return b.get(t, name).Status }())
-	return ro
+	})
+}
+
+// waitFor polls the Rollout until done says so; when it never does, the failure shows the
+// Rollout's last status and its AnalysisRuns' measurements, so a CI log explains itself.
+func (b *rolloutBed) waitFor(t *testing.T, name string, within time.Duration, what string, done func(*v1alpha1.Rollout) bool) *v1alpha1.Rollout {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ro := b.get(t, name)
+		if done(ro) {
+			return ro
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Rollout %s never reached %s within %s\n%s", name, what, within, b.explain(t, ro))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// explain prints a Rollout's status and every AnalysisRun it owns with its measurements.
+func (b *rolloutBed) explain(t *testing.T, ro *v1alpha1.Rollout) string {
+	t.Helper()
+	var sb strings.Builder
+	st := ro.Status
+	fmt.Fprintf(&sb, "status: phase=%s step=%d state=%s next=%v stable=%s canary=%s\nmessage: %s\nabortReason: %s\n",
+		st.Phase, st.CurrentStepIndex, st.CurrentStepState, st.NextStepIndex, st.StableRevision, st.CanaryRevision, st.Message, st.AbortReason)
+	var runs v1alpha1.AnalysisRunList
+	if err := b.Client.List(context.Background(), &runs, client.InNamespace(ro.Namespace)); err != nil {
+		fmt.Fprintf(&sb, "listing AnalysisRuns: %v\n", err)
+		return sb.String()
+	}
+	for _, r := range runs.Items {
+		if !metav1.IsControlledBy(&r, ro) {
+			continue
+		}
+		fmt.Fprintf(&sb, "AnalysisRun %s: %s %s\n", r.Name, r.Status.Phase, r.Status.Message)
+		for _, m := range r.Status.MetricResults {
+			fmt.Fprintf(&sb, "  metric %s: %s %s\n", m.Name, m.Phase, m.Message)
+			for _, x := range m.Measurements {
+				fmt.Fprintf(&sb, "    %s at %v: %q %s\n", x.Phase, x.StartedAt, x.Value, x.Message)
+			}
+		}
+	}
+	return sb.String()
 }
 
 // setTemplate changes the Deployment's pod template: a new revision.

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -138,13 +139,20 @@ func analyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitInvalidInput
 	}
 
-	// Said at once, not after the step in progress, which may be waiting on a query.
+	// Said at once, not after the step in progress, which may be waiting on a query; the
+	// loop says it too, in case it sees the interrupt before this goroutine runs.
+	var interrupted sync.Once
+	sayInterrupted := func() {
+		interrupted.Do(func() {
+			fmt.Fprintln(stderr, "promgate analyze: interrupted: terminating the run (Ctrl-C again quits at once)")
+		})
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(stderr, "promgate analyze: interrupted: terminating the run (Ctrl-C again quits at once)")
+			sayInterrupted()
 		case <-done:
 		}
 	}()
@@ -155,6 +163,9 @@ func analyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var status v1alpha1.AnalysisRunStatus
 	for {
 		terminate := ctx.Err() != nil
+		if terminate {
+			sayInterrupted()
+		}
 		// Queries run to their own timeout rather than being cut by Ctrl-C: a cancelled
 		// query would count as an Error measurement and could change the verdict.
 		taken, next := plan.Step(context.WithoutCancel(ctx), &status, time.Now(), terminate)

@@ -26,8 +26,13 @@ generate:
 testbin:
 	$(GO) run ./test/cmd/testbin
 
-## test: vet, unit tests (with -race and fuzz seed corpora), then the end-to-end suites.
-test: testbin vet unit e2e
+## test: vet, unit tests (with -race and fuzz seed corpora) and the end-to-end suites. The
+## end-to-end suites mostly wait on their clusters, so the unit tests run beside them, and
+## vet compiles beside the tool build: on 2 cores a first run takes minutes less. Each
+## target's output is printed in one piece when it ends.
+test:
+	$(MAKE) --no-print-directory -j2 --output-sync=target testbin vet
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit e2e
 
 vet:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

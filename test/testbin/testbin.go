@@ -41,6 +41,11 @@ type Tool struct {
 
 const k8sVersion = "v1.36.3"
 
+// gcFlags leaves out the debug information nobody reads in a test bed binary (the linker
+// strips it anyway with -s -w): compiling every package without it makes a first build
+// about an eighth faster.
+const gcFlags = "all=-dwarf=false"
+
 // bedModule pins every test bed server in one module, so they agree on the versions of
 // what they share (the Kubernetes client libraries, gRPC, OpenTelemetry, Prometheus'
 // libraries) and the Go build cache compiles each shared package once: a first build
@@ -196,7 +201,7 @@ func toolsDir(name string) (string, error) {
 }
 
 // cacheKey reads the pinned version from the tools module and hashes everything that
-// changes the build: go.mod, go.sum, the Go version, tags and linker flags.
+// changes the build: go.mod, go.sum, the Go version, tags, compiler and linker flags.
 func cacheKey(src string, tool Tool) (version, key string, err error) {
 	h := sha256.New()
 	for _, f := range []string{"go.mod", "go.sum"} {
@@ -212,7 +217,7 @@ func cacheKey(src string, tool Tool) (version, key string, err error) {
 	if version == "" {
 		return "", "", fmt.Errorf("tools module %s does not require %s", tool.Dir, tool.Module)
 	}
-	fmt.Fprintf(h, "%s|%s|%s", runtime.Version(), tool.Tags, tool.LDFlags)
+	fmt.Fprintf(h, "%s|%s|%s|%s", runtime.Version(), tool.Tags, gcFlags, tool.LDFlags)
 	return version, hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
@@ -284,7 +289,7 @@ func build(ctx context.Context, src, dir, version string, tool Tool, progress io
 
 	for _, name := range slices.Sorted(maps.Keys(tool.Binaries)) {
 		fmt.Fprintf(progress, "testbin: building %s %s from the Go module proxy (first time only; log %s)\n", name, version, logPath)
-		args := []string{"build", "-ldflags", strings.TrimSpace("-s -w " + tool.LDFlags), "-o", filepath.Join(tmp, name)}
+		args := []string{"build", "-gcflags", gcFlags, "-ldflags", strings.TrimSpace("-s -w " + tool.LDFlags), "-o", filepath.Join(tmp, name)}
 		if tool.Tags != "" {
 			args = append(args, "-tags", tool.Tags)
 		}

@@ -29,10 +29,10 @@ testbin:
 ## test: vet, unit tests (with -race and fuzz seed corpora) and the end-to-end suites. The
 ## end-to-end suites mostly wait on their clusters, so the unit tests run beside them, and
 ## vet compiles beside the tool build: on 2 cores a first run takes minutes less. The tool
-## build's progress shows as it happens; each test target's output is printed in one piece
-## when it ends.
+## build's progress shows as it happens (vet says nothing unless it fails); each test
+## target's output is printed in one piece when it ends.
 test:
-	$(MAKE) --no-print-directory -j2 --output-sync=line testbin vet
+	$(MAKE) --no-print-directory -j2 testbin vet
 	$(MAKE) --no-print-directory -j2 --output-sync=target unit e2e
 
 vet:

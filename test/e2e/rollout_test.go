@@ -166,6 +166,7 @@ func (b *rolloutBed) get(t *testing.T, name string) *v1alpha1.Rollout {
 	return &ro
 }
 
+// waitPhase waits until the Rollout is in one of phases and returns it.
 func (b *rolloutBed) waitPhase(t *testing.T, name string, within time.Duration, phases ...v1alpha1.RolloutPhase) *v1alpha1.Rollout {
 	t.Helper()
 	return b.waitFor(t, name, within, fmt.Sprintf("phase %v", phases), func(ro *v1alpha1.Rollout) bool {
@@ -178,6 +179,7 @@ func (b *rolloutBed) waitPhase(t *testing.T, name string, within time.Duration, 
 	})
 }
 
+// waitStep waits until the Rollout is at step in state and returns it.
 func (b *rolloutBed) waitStep(t *testing.T, name string, step int32, state v1alpha1.StepState, within time.Duration) *v1alpha1.Rollout {
 	t.Helper()
 	return b.waitFor(t, name, within, fmt.Sprintf("step %d %s", step, state), func(ro *v1alpha1.Rollout) bool {

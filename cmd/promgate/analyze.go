@@ -140,22 +140,14 @@ func analyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	// Said at once, not after the step in progress, which may be waiting on a query; the
-	// loop says it too, in case it sees the interrupt before this goroutine runs.
+	// loop says it too, in case it sees the interrupt before the AfterFunc has run.
 	var interrupted sync.Once
 	sayInterrupted := func() {
 		interrupted.Do(func() {
 			fmt.Fprintln(stderr, "promgate analyze: interrupted: terminating the run (Ctrl-C again quits at once)")
 		})
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			sayInterrupted()
-		case <-done:
-		}
-	}()
+	defer context.AfterFunc(ctx, sayInterrupted)()
 
 	out := newProgress(stdout, plan)
 	fmt.Fprintf(stdout, "running %s from %s: %d metrics\n\n", t, t.File, len(plan.Metrics))

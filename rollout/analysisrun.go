@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -34,7 +35,8 @@ func (e *errTemplate) Error() string { return e.field + ": " + e.msg }
 
 // buildRun merges the templates of an analysis into one AnalysisRun spec with the
 // Rollout's args and the built-ins.
-func (r *Reconciler) buildRun(ctx context.Context, ro *v1alpha1.Rollout, a *v1alpha1.RolloutAnalysis, field string) (*v1alpha1.AnalysisRunSpec, error) {
+func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, field string) (*v1alpha1.AnalysisRunSpec, error) {
+	ro := s.ro
 	spec := &v1alpha1.AnalysisRunSpec{}
 	declared := map[string]v1alpha1.Argument{}
 	var order []string
@@ -43,13 +45,13 @@ func (r *Reconciler) buildRun(ctx context.Context, ro *v1alpha1.Rollout, a *v1al
 		var ts *v1alpha1.AnalysisTemplateSpec
 		if ref.ClusterScope {
 			var t v1alpha1.ClusterAnalysisTemplate
-			if err := r.Client.Get(ctx, client.ObjectKey{Name: ref.TemplateName}, &t); err != nil {
+			if err := s.c.Get(ctx, client.ObjectKey{Name: ref.TemplateName}, &t); err != nil {
 				return nil, templateErr(f, "ClusterAnalysisTemplate", ref.TemplateName, err)
 			}
 			ts = &t.Spec
 		} else {
 			var t v1alpha1.AnalysisTemplate
-			if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ref.TemplateName}, &t); err != nil {
+			if err := s.c.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ref.TemplateName}, &t); err != nil {
 				return nil, templateErr(f, "AnalysisTemplate", ref.TemplateName, err)
 			}
 			ts = &t.Spec
@@ -79,8 +81,8 @@ func (r *Reconciler) buildRun(ctx context.Context, ro *v1alpha1.Rollout, a *v1al
 		ArgStableHash: ro.Status.StableRevision,
 		ArgCanaryHash: ro.Status.CanaryRevision,
 	}
-	if rs := routingsOf(ro); len(rs) > 0 {
-		builtin[ArgService] = rs[0].Service
+	if st, _ := ro.Spec.Strategy.Active(); st != nil && len(st.TrafficRoutings) > 0 {
+		builtin[ArgService] = st.TrafficRoutings[0].Service
 	}
 	for name, v := range builtin {
 		if arg, ok := declared[name]; ok && arg.Value == nil && arg.ValueFrom == nil {
@@ -121,16 +123,17 @@ func templateErr(field, kind, name string, err error) error {
 
 // ensureRun returns the run called name, creating it from the analysis when it does not
 // exist. The name is recorded in status before the run is created, so a restart finds it.
-func (r *Reconciler) ensureRun(ctx context.Context, ro *v1alpha1.Rollout, name string, a *v1alpha1.RolloutAnalysis, field, kind string) (*v1alpha1.AnalysisRun, error) {
+func (s *state) ensureRun(ctx context.Context, name string, a *v1alpha1.RolloutAnalysis, field, kind string) (*v1alpha1.AnalysisRun, error) {
+	ro := s.ro
 	var run v1alpha1.AnalysisRun
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &run)
+	err := s.c.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &run)
 	if err == nil {
 		return &run, nil
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("reading AnalysisRun %s: %w", name, err)
 	}
-	spec, err := r.buildRun(ctx, ro, a, field)
+	spec, err := s.buildRun(ctx, a, field)
 	if err != nil {
 		return nil, err
 	}
@@ -141,13 +144,13 @@ func (r *Reconciler) ensureRun(ctx context.Context, ro *v1alpha1.Rollout, name s
 		},
 		Spec: *spec,
 	}
-	if err := controllerutil.SetControllerReference(ro, &run, r.Client.Scheme()); err != nil {
+	if err := controllerutil.SetControllerReference(ro, &run, s.c.Scheme()); err != nil {
 		return nil, err
 	}
-	if err := r.Client.Create(ctx, &run); err != nil {
+	if err := s.c.Create(ctx, &run); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			// The cache has not seen our own earlier create yet.
-			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(&run), &run); err != nil {
+			if err := s.r.APIReader.Get(ctx, client.ObjectKeyFromObject(&run), &run); err != nil {
 				return nil, fmt.Errorf("reading AnalysisRun %s: %w", name, err)
 			}
 			return &run, nil
@@ -158,12 +161,12 @@ func (r *Reconciler) ensureRun(ctx context.Context, ro *v1alpha1.Rollout, name s
 }
 
 // terminateRun stops a run that is still measuring; its verdict no longer matters.
-func (r *Reconciler) terminateRun(ctx context.Context, ns, name string) error {
+func (s *state) terminateRun(ctx context.Context, name string) error {
 	if name == "" {
 		return nil
 	}
 	var run v1alpha1.AnalysisRun
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &run); err != nil {
+	if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.ro.Namespace, Name: name}, &run); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	if run.Spec.Terminate || run.Status.Phase.Completed() {
@@ -171,7 +174,7 @@ func (r *Reconciler) terminateRun(ctx context.Context, ns, name string) error {
 	}
 	patch := client.MergeFrom(run.DeepCopy())
 	run.Spec.Terminate = true
-	if err := r.Client.Patch(ctx, &run, patch); err != nil {
+	if err := s.c.Patch(ctx, &run, patch); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	return nil
@@ -187,14 +190,14 @@ func runName(ro *v1alpha1.Rollout, what string, at time.Time) string {
 func (s *state) background(ctx context.Context) (res reconcile.Result, done bool, err error) {
 	bg := s.ro.Spec.Analysis
 	st := &s.ro.Status
-	if bg == nil || st.CanaryRevision == "" || st.CurrentStepIndex < ptrOr(bg.StartingStep, 1) {
+	if bg == nil || st.CanaryRevision == "" || st.CurrentStepIndex < ptr.Deref(bg.StartingStep, 1) {
 		return res, false, nil
 	}
 	if st.AnalysisRuns.Background == "" {
 		st.AnalysisRuns.Background = runName(s.ro, "background", s.now)
 		return reconcile.Result{Requeue: true}, true, nil
 	}
-	run, err := s.r.ensureRun(ctx, s.ro, st.AnalysisRuns.Background, &bg.RolloutAnalysis, "spec.analysis", "background")
+	run, err := s.ensureRun(ctx, st.AnalysisRuns.Background, &bg.RolloutAnalysis, "spec.analysis", "background")
 	if err != nil {
 		return res, true, err
 	}
@@ -217,11 +220,4 @@ func (s *state) background(ctx context.Context) (res reconcile.Result, done bool
 		return res, true, nil
 	}
 	return res, false, nil
-}
-
-func routingsOf(ro *v1alpha1.Rollout) []v1alpha1.TrafficRouting {
-	if s := strategyOf(ro); s != nil {
-		return s.TrafficRoutings
-	}
-	return nil
 }

@@ -45,7 +45,7 @@ func (s *state) commands(ctx context.Context, n int32) error {
 		s.event(corev1.EventTypeWarning, "InvalidJump", "status.nextStepIndex %d is not a step: there are %d", j, n)
 		return nil
 	}
-	steps := strategyOf(s.ro).Steps
+	steps := s.steps()
 	target, err := trafficAt(steps, j)
 	if err != nil {
 		return err
@@ -63,7 +63,7 @@ func (s *state) commands(ctx context.Context, n int32) error {
 	s.beginStep(j)
 	st.Phase = v1alpha1.RolloutPhaseProgressing
 	st.CurrentStepIndex, st.CurrentStepState = j, v1alpha1.StepUpgrade
-	st.StepStartedAt = &metav1.Time{Time: s.now}
+	st.StepStartedAt = &metav1.MicroTime{Time: s.now}
 	if retry {
 		st.ReleaseStartedAt, st.AbortReason = &metav1.Time{Time: s.now}, ""
 		s.event(corev1.EventTypeNormal, "Retry", "release retried from step %d by a human (status.nextStepIndex)", j)

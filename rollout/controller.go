@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -34,12 +36,21 @@ import (
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;update;patch
 
 const (
 	finalizer = "promgate.io/restore"
 	// workloadIndex indexes Rollouts by the Deployment they release.
 	workloadIndex = "spec.workloadRef.name"
+	// serviceIndex indexes Rollouts by the Services their traffic moves through, the
+	// stable one and its generated -canary copy.
+	serviceIndex = "spec.strategy.trafficRoutings.service"
+
+	// staleRetry is how soon a reconcile that found its cached Rollout stale looks again,
+	// should the newer Rollout's watch event not come first.
+	staleRetry = 200 * time.Millisecond
 
 	// ConditionValid says whether the spec and what it refers to are usable.
 	ConditionValid = "Valid"
@@ -69,6 +80,19 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 	}); err != nil {
 		return fmt.Errorf("indexing Rollouts by workload: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Rollout{}, serviceIndex, func(o client.Object) []string {
+		st, _ := o.(*v1alpha1.Rollout).Spec.Strategy.Active()
+		if st == nil {
+			return nil
+		}
+		var names []string
+		for _, tr := range st.TrafficRoutings {
+			names = append(names, tr.Service, tr.Service+traffic.CanarySuffix)
+		}
+		return names
+	}); err != nil {
+		return fmt.Errorf("indexing Rollouts by Service: %w", err)
+	}
 	byDeployment := func(ctx context.Context, ns, name string) []reconcile.Request {
 		var list v1alpha1.RolloutList
 		if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{workloadIndex: name}); err != nil {
@@ -93,6 +117,23 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 			}
 			return byDeployment(ctx, o.GetNamespace(), owner.Name)
 		})).
+		// A step waiting for a Service's EndpointSlices is woken when they change. Only
+		// their metadata is cached: the check itself reads them from the API server.
+		WatchesMetadata(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			svc := o.GetLabels()[discoveryv1.LabelServiceName]
+			if svc == "" {
+				return nil
+			}
+			var list v1alpha1.RolloutList
+			if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{serviceIndex: svc}); err != nil {
+				return nil
+			}
+			reqs := make([]reconcile.Request, len(list.Items))
+			for i, ro := range list.Items {
+				reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ro)}
+			}
+			return reqs
+		})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }
@@ -113,36 +154,48 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 	}
 	before := ro.Status.DeepCopy()
-	s := &state{r: r, ro: &ro, now: r.Now()}
+	s := r.newState(&ro)
 	res, err := s.reconcile(ctx)
 	res = sooner(res, reconcile.Result{RequeueAfter: s.wake})
-	if err != nil {
-		var fe *traffic.FieldError
-		var te *errTemplate
-		var ie *invalidSpec
-		switch {
-		case errors.As(err, &fe), errors.As(err, &ie):
-			s.invalid("InvalidSpec", err.Error())
-			// A spec change comes back by the watch; a Service or route created later
-			// (not watched) by this look.
-			res, err = reconcile.Result{RequeueAfter: 30 * time.Second}, nil
-		case errors.As(err, &te):
-			s.invalid("InvalidReference", err.Error())
-			res, err = reconcile.Result{RequeueAfter: 10 * time.Second}, nil
-		}
+	var (
+		fe    *traffic.FieldError
+		te    *errTemplate
+		ie    *invalidSpec
+		stale *staleError
+		nr    *traffic.NotReadyError
+	)
+	switch {
+	case err == nil:
+	case errors.As(err, &fe), errors.As(err, &ie):
+		s.invalid("InvalidSpec", err.Error())
+		// A spec change comes back by the watch; a Service or route created later
+		// (not watched) by this look.
+		res, err = reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+	case errors.As(err, &te):
+		s.invalid("InvalidReference", err.Error())
+		res, err = reconcile.Result{RequeueAfter: 10 * time.Second}, nil
+	case errors.As(err, &stale):
+		logf.FromContext(ctx).V(1).Info("the cached Rollout is stale; deciding again from the newer one", "reason", err.Error())
+		return reconcile.Result{RequeueAfter: staleRetry}, nil
+	case errors.As(err, &nr):
+		// A wait the step machine did not expect (a jump, a restore): nothing of this
+		// pass is recorded, and the slices' watch or this look brings it back.
+		logf.FromContext(ctx).V(1).Info("waiting for EndpointSlices", "reason", err.Error())
+		return reconcile.Result{RequeueAfter: waitPoll}, nil
+	default:
+		// A pass cut short records nothing of what it decided, so a command or an abort
+		// it had taken from status is taken again by the next pass.
+		return requeueOnConflict(err, "reconciling")
 	}
 	if werr := r.writeStatus(ctx, &ro, before); werr != nil {
 		return requeueOnConflict(werr, "writing status")
 	}
 	s.flush()
-	if err == nil {
-		// Only a report already in status is sent, so a write lost to a conflict never
-		// sends one that was computed from a stale Rollout.
-		nres, nerr := s.notify(ctx)
-		s.flush()
-		res, err = sooner(res, nres), nerr
-	}
-	return res, err
+	// Only a report already in status is sent, so a write lost to a conflict never sends
+	// one that was computed from a stale Rollout.
+	nres, nerr := s.notify(ctx)
+	s.flush()
+	return sooner(res, nres), nerr
 }
 
 func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, before *v1alpha1.RolloutStatus) error {
@@ -176,8 +229,12 @@ func (r *Reconciler) finalize(ctx context.Context, ro *v1alpha1.Rollout) (reconc
 	if !controllerutil.ContainsFinalizer(ro, finalizer) {
 		return reconcile.Result{}, nil
 	}
-	s := &state{r: r, ro: ro, now: r.Now()}
+	s := r.newState(ro)
 	if err := s.letGo(ctx); err != nil {
+		if nr, ok := errors.AsType[*traffic.NotReadyError](err); ok {
+			logf.FromContext(ctx).V(1).Info("restoring before deletion waits for EndpointSlices", "reason", nr.Error())
+			return reconcile.Result{RequeueAfter: waitPoll}, nil
+		}
 		return reconcile.Result{}, err
 	}
 	controllerutil.RemoveFinalizer(ro, finalizer)
@@ -191,11 +248,25 @@ func (r *Reconciler) finalize(ctx context.Context, ro *v1alpha1.Rollout) (reconc
 	return reconcile.Result{}, nil
 }
 
+// newState starts one reconcile of ro at the clock's time, rounded up to the microsecond
+// that status keeps of it, so that no duration counted from it ends early.
+func (r *Reconciler) newState(ro *v1alpha1.Rollout) *state {
+	now := r.Now()
+	if t := now.Truncate(time.Microsecond); t.Before(now) {
+		now = t.Add(time.Microsecond)
+	}
+	return &state{r: r, ro: ro, now: now, c: newFencedClient(r.Client, r.APIReader, ro), ep: traffic.SliceEndpoints{Reader: r.APIReader}}
+}
+
 // state is one reconcile of one Rollout.
 type state struct {
 	r   *Reconciler
 	ro  *v1alpha1.Rollout
 	now time.Time
+	// c writes everything but the Rollout itself, only once the Rollout is known fresh.
+	c *fencedClient
+	// ep tells when a Service's EndpointSlices can carry traffic.
+	ep traffic.Endpoints
 	// Set by load.
 	d    *appsv1.Deployment
 	revs revisions

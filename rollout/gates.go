@@ -100,7 +100,7 @@ func (s *state) gate(ctx context.Context) (res reconcile.Result, done bool, err 
 	}
 	st.Held = true
 	st.Phase = v1alpha1.RolloutPhasePaused
-	st.Message = fmt.Sprintf("Rollout is in step(%d/%d), and the release window closed: holding until it opens at %s", st.CurrentStepIndex, len(strategyOf(s.ro).Steps), next)
+	st.Message = fmt.Sprintf("Rollout is in step(%d/%d), and the release window closed: holding until it opens at %s", st.CurrentStepIndex, len(s.steps()), next)
 	s.setCondition(ConditionProgressing, metav1.ConditionFalse, "WindowClosed", st.Message)
 	s.event(corev1.EventTypeNormal, "WindowClosed", "%s", st.Message)
 	return res, true, nil
@@ -112,7 +112,7 @@ func (s *state) holdForWindow() {
 	st.Held = true
 	st.Phase = v1alpha1.RolloutPhasePaused
 	st.CurrentStepIndex, st.CurrentStepState = 1, v1alpha1.StepPaused
-	st.StepStartedAt = &metav1.Time{Time: s.now}
+	st.StepStartedAt = &metav1.MicroTime{Time: s.now}
 	next := "never"
 	if st.Window != nil && st.Window.NextOpen != "" {
 		next = st.Window.NextOpen + " (" + s.window.Location().String() + ")"

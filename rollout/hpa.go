@@ -20,7 +20,7 @@ const (
 // setHPAs disables (or re-enables) every HPA in the namespace that scales the Deployment.
 func (s *state) setHPAs(ctx context.Context, disabled bool) error {
 	var list autoscalingv2.HorizontalPodAutoscalerList
-	if err := s.r.Client.List(ctx, &list, client.InNamespace(s.ro.Namespace)); err != nil {
+	if err := s.c.List(ctx, &list, client.InNamespace(s.ro.Namespace)); err != nil {
 		return fmt.Errorf("listing HorizontalPodAutoscalers: %w", err)
 	}
 	name := s.ro.Spec.WorkloadRef.Name
@@ -36,7 +36,7 @@ func (s *state) setHPAs(ctx context.Context, disabled bool) error {
 			continue
 		}
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			if err := s.r.Client.Get(ctx, client.ObjectKeyFromObject(h), h); err != nil {
+			if err := s.c.Get(ctx, client.ObjectKeyFromObject(h), h); err != nil {
 				return err
 			}
 			if disabled {
@@ -49,7 +49,7 @@ func (s *state) setHPAs(ctx context.Context, disabled bool) error {
 				h.Spec.ScaleTargetRef.Name = h.Annotations[hpaTargetAnnotation]
 				delete(h.Annotations, hpaTargetAnnotation)
 			}
-			return s.r.Client.Update(ctx, h)
+			return s.c.Update(ctx, h)
 		})
 		if err != nil {
 			return fmt.Errorf("updating HorizontalPodAutoscaler %s: %w", h.Name, client.IgnoreNotFound(err))

@@ -59,22 +59,25 @@ func TestTrafficAndReplicasCarryOver(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, got, "traffic at step %d", step)
 	}
-	canary := &state{ro: &v1alpha1.Rollout{Spec: v1alpha1.RolloutSpec{Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{}}}}}
-	blueGreen := &state{ro: &v1alpha1.Rollout{Spec: v1alpha1.RolloutSpec{Strategy: v1alpha1.RolloutStrategy{BlueGreen: &v1alpha1.ReleaseStrategy{}}}}}
+	canary := func(steps []v1alpha1.RolloutStep) *state {
+		return &state{ro: &v1alpha1.Rollout{Spec: v1alpha1.RolloutSpec{Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: steps}}}}}
+	}
+	blueGreen := func(steps []v1alpha1.RolloutStep) *state {
+		return &state{ro: &v1alpha1.Rollout{Spec: v1alpha1.RolloutSpec{Strategy: v1alpha1.RolloutStrategy{BlueGreen: &v1alpha1.ReleaseStrategy{Steps: steps}}}}}
+	}
 	for _, tc := range []struct {
-		s     *state
-		steps []v1alpha1.RolloutStep
-		step  int32
-		want  int32
+		s    *state
+		step int32
+		want int32
 	}{
-		{canary, steps, 1, 1},
-		{canary, steps, 2, 1},
-		{canary, steps, 3, 3}, // 50% of 5 rounds up
-		{canary, steps, 4, 3},
-		{canary, []v1alpha1.RolloutStep{{}}, 1, 1},
-		{blueGreen, []v1alpha1.RolloutStep{{}}, 1, 5},
+		{canary(steps), 1, 1},
+		{canary(steps), 2, 1},
+		{canary(steps), 3, 3}, // 50% of 5 rounds up
+		{canary(steps), 4, 3},
+		{canary([]v1alpha1.RolloutStep{{}}), 1, 1},
+		{blueGreen([]v1alpha1.RolloutStep{{}}), 1, 5},
 	} {
-		got, err := desiredReplicas(tc.s.replicasAt(tc.steps, tc.step), 5)
+		got, err := desiredReplicas(tc.s.replicasAt(tc.step), 5)
 		require.NoError(t, err)
 		assert.Equal(t, tc.want, got, "replicas at step %d", tc.step)
 	}
@@ -101,13 +104,13 @@ func TestHoldAndReleaseRestoreTheDeploymentExactly(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, changed, "adopting twice writes nothing")
 
-	assert.True(t, hold(d, 2))
+	assert.True(t, hold(d, 2, false))
 	assert.False(t, d.Spec.Paused)
 	assert.Equal(t, intstr.FromInt32(2), *d.Spec.Strategy.RollingUpdate.MaxSurge)
 	assert.Equal(t, intstr.FromInt32(0), *d.Spec.Strategy.RollingUpdate.MaxUnavailable)
 	assert.Equal(t, int32(holdMinReadySeconds), d.Spec.MinReadySeconds)
-	assert.False(t, hold(d, 2), "holding twice writes nothing")
-	assert.True(t, hold(d, 0))
+	assert.False(t, hold(d, 2, false), "holding twice writes nothing")
+	assert.True(t, hold(d, 0, false))
 	assert.Equal(t, intstr.FromInt32(1), *d.Spec.Strategy.RollingUpdate.MaxSurge, "maxSurge and maxUnavailable may not both be 0")
 
 	changed, err = release(d, true)
@@ -131,12 +134,14 @@ func TestReadRevisionsFindsTheTemplatesReplicaSet(t *testing.T) {
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}},
 		}
 	}
-	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "d1"}, Spec: appsv1.DeploymentSpec{Template: tmpl("green")}}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "d1"}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, Template: tmpl("green"),
+	}}
 	rs := func(name, hash, image string, owned bool) *appsv1.ReplicaSet {
 		t := tmpl(image)
 		t.Labels[appsv1.DefaultDeploymentUniqueLabelKey] = hash
 		r := &appsv1.ReplicaSet{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: hash}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: t.Labels},
 			Spec:       appsv1.ReplicaSetSpec{Template: t},
 		}
 		if owned {
@@ -148,6 +153,7 @@ func TestReadRevisionsFindsTheTemplatesReplicaSet(t *testing.T) {
 	require.NoError(t, appsv1.AddToScheme(scheme))
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
 		rs("web-aaa", "aaa", "blue", true), rs("web-bbb", "bbb", "green", true), rs("other-ccc", "ccc", "green", false),
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "api-ddd", Namespace: "ns", Labels: map[string]string{"app": "api"}}},
 	).Build()
 	revs, err := readRevisions(context.Background(), c, d)
 	require.NoError(t, err)

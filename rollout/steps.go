@@ -2,15 +2,15 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/prometheus/common/model"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/promgate/promgate/api/v1alpha1"
@@ -20,6 +20,12 @@ import (
 // waitPoll is how soon a step that waits for something no watch reports looks again.
 const waitPoll = 2 * time.Second
 
+// statesPerStep bounds one pass of the step loop: a step goes through at most
+// StepUpgrade, StepTrafficRouting, StepMetricsAnalysis, StepPaused and StepReady, so a pass
+// that could walk every step in one go (nothing to wait for) ends within this many turns
+// per step.
+const statesPerStep = 5
+
 func (s *state) reconcile(ctx context.Context) (reconcile.Result, error) {
 	if err := s.load(ctx); err != nil {
 		return reconcile.Result{}, err
@@ -28,17 +34,7 @@ func (s *state) reconcile(ctx context.Context) (reconcile.Result, error) {
 	st := &s.ro.Status
 	st.ObservedWorkloadGeneration = s.d.Generation
 	if s.ro.Spec.Disabled {
-		if st.Phase == v1alpha1.RolloutPhaseDisabled {
-			return reconcile.Result{}, nil
-		}
-		if err := s.letGo(ctx); err != nil {
-			return reconcile.Result{}, err
-		}
-		*st = v1alpha1.RolloutStatus{Conditions: st.Conditions, Phase: v1alpha1.RolloutPhaseDisabled,
-			Message: "disabled: the Deployment rolls out on its own"}
-		s.setCondition(ConditionProgressing, metav1.ConditionFalse, "Disabled", st.Message)
-		s.event(corev1.EventTypeNormal, "Disabled", "%s", st.Message)
-		return reconcile.Result{}, nil
+		return s.disable(ctx)
 	}
 	if st.StableRevision == "" {
 		return s.adopt(ctx)
@@ -48,8 +44,7 @@ func (s *state) reconcile(ctx context.Context) (reconcile.Result, error) {
 			return s.settle(ctx)
 		}
 		if s.matches(st.StableRevision) {
-			_, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) { return adopt(d, s.ro.Name) })
-			return reconcile.Result{}, err
+			return reconcile.Result{}, s.keepAdopted(ctx)
 		}
 		s.start("a new pod template")
 	}
@@ -71,45 +66,6 @@ func (s *state) matches(hash string) bool {
 	return rs != nil && equalIgnoreHash(&rs.Spec.Template, &s.d.Spec.Template)
 }
 
-// adopt takes a Deployment over once its own rollout is done: its template becomes the
-// stable revision and it is paused, so the next template waits for the Rollout.
-func (s *state) adopt(ctx context.Context) (reconcile.Result, error) {
-	st := &s.ro.Status
-	if !rolledOut(s.d) || s.revs.current == nil {
-		st.Phase = v1alpha1.RolloutPhaseInitial
-		st.Message = fmt.Sprintf("waiting for Deployment %s to finish its own rollout", s.d.Name)
-		return reconcile.Result{RequeueAfter: waitPoll}, nil
-	}
-	if _, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) { return adopt(d, s.ro.Name) }); err != nil {
-		return reconcile.Result{}, err
-	}
-	st.StableRevision = hashOf(s.revs.current)
-	st.Phase = v1alpha1.RolloutPhaseHealthy
-	st.Message = "workload deployment is completed"
-	s.setCondition(ConditionProgressing, metav1.ConditionFalse, "Healthy", st.Message)
-	s.event(corev1.EventTypeNormal, "Adopted", "Deployment %s at revision %s; new pod templates are released by this Rollout", s.d.Name, st.StableRevision)
-	return reconcile.Result{}, nil
-}
-
-// start begins a release of the Deployment's template at step 1.
-func (s *state) start(why string) {
-	st := &s.ro.Status
-	st.Phase = v1alpha1.RolloutPhaseProgressing
-	st.CanaryRevision = ""
-	if s.revs.current != nil && hashOf(s.revs.current) != st.StableRevision {
-		st.CanaryRevision = hashOf(s.revs.current)
-	}
-	st.ReleaseStartedAt = &metav1.Time{Time: s.now}
-	st.AbortReason = ""
-	st.AnalysisRuns = v1alpha1.RolloutAnalysisRuns{}
-	s.event(corev1.EventTypeNormal, "ReleaseStarted", "release of %s started at step 1: %s", s.d.Name, why)
-	if s.heldAtStart() {
-		s.holdForWindow()
-		return
-	}
-	s.enter(1, v1alpha1.StepUpgrade)
-}
-
 // enter moves to a step and state.
 func (s *state) enter(step int32, state v1alpha1.StepState) {
 	st := &s.ro.Status
@@ -118,17 +74,26 @@ func (s *state) enter(step int32, state v1alpha1.StepState) {
 	}
 	if st.CurrentStepIndex != step || st.CurrentStepState != state {
 		if st.CurrentStepIndex != 0 {
-			s.event(corev1.EventTypeNormal, string(state), "step %d/%d: %s", step, len(strategyOf(s.ro).Steps), state)
+			s.event(corev1.EventTypeNormal, string(state), "step %d/%d: %s", step, len(s.steps()), state)
 		}
-		st.StepStartedAt = &metav1.Time{Time: s.now}
+		st.StepStartedAt = &metav1.MicroTime{Time: s.now}
 	}
 	st.CurrentStepIndex, st.CurrentStepState = step, state
+}
+
+// steps are the steps of the Rollout's strategy.
+func (s *state) steps() []v1alpha1.RolloutStep {
+	st, _ := s.ro.Spec.Strategy.Active()
+	if st == nil {
+		return nil
+	}
+	return st.Steps
 }
 
 // progress walks the current release as far as it can go in this reconcile.
 func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 	st := &s.ro.Status
-	steps := strategyOf(s.ro).Steps
+	steps := s.steps()
 	n := int32(len(steps))
 
 	switch {
@@ -168,6 +133,13 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 	if st.Phase == v1alpha1.RolloutPhaseAborted {
 		return s.holdAborted(ctx)
 	}
+	// A scaling event (kubectl scale, an HPA) moves pods between the revisions in any
+	// state, so the split is held in every state; StepUpgrade holds its own step's below.
+	if held(s.d) && st.CurrentStepState != v1alpha1.StepUpgrade && st.CurrentStepIndex >= 1 && st.CurrentStepIndex <= n {
+		if _, err := s.keepSplit(ctx, st.CurrentStepIndex); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	res, done, err := s.gate(ctx)
 	if done || err != nil {
 		return res, err
@@ -180,14 +152,15 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 		return res, err
 	}
 
-	for range 4 * n {
+	for range statesPerStep * n {
 		step := steps[st.CurrentStepIndex-1]
-		field := fmt.Sprintf("%s.steps[%d]", strategyField(s.ro), st.CurrentStepIndex-1)
+		_, field := s.ro.Spec.Strategy.Active()
+		field = fmt.Sprintf("%s.steps[%d]", field, st.CurrentStepIndex-1)
 		prefix := fmt.Sprintf("Rollout is in step(%d/%d)", st.CurrentStepIndex, n)
 		switch st.CurrentStepState {
 		case v1alpha1.StepUpgrade:
 			st.Phase = v1alpha1.RolloutPhaseProgressing
-			ready, msg, err := s.upgrade(ctx, steps)
+			ready, msg, err := s.upgrade(ctx)
 			if err != nil {
 				return reconcile.Result{}, err
 			}
@@ -203,7 +176,15 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 				return reconcile.Result{}, err
 			}
 			if err := s.routeAll(ctx, weight, step.Matches); err != nil {
-				return reconcile.Result{}, err
+				nr, ok := errors.AsType[*traffic.NotReadyError](err)
+				if !ok {
+					return reconcile.Result{}, err
+				}
+				// The grace period counts from the traffic's move, not from this wait.
+				st.StepStartedAt = &metav1.MicroTime{Time: s.now}
+				st.Message = fmt.Sprintf("%s, and %s", prefix, nr.Error())
+				s.setCondition(ConditionProgressing, metav1.ConditionTrue, "StepTrafficRouting", st.Message)
+				return reconcile.Result{RequeueAfter: waitPoll}, nil
 			}
 			st.Message = fmt.Sprintf("%s, and traffic is %d%% to the new version", prefix, weight)
 			if grace := s.grace(); grace > 0 {
@@ -223,7 +204,7 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 				st.AnalysisRuns.Step = runName(s.ro, fmt.Sprintf("step%d", st.CurrentStepIndex), s.now)
 				return reconcile.Result{Requeue: true}, nil
 			}
-			run, err := s.r.ensureRun(ctx, s.ro, st.AnalysisRuns.Step, step.Analysis, field+".analysis", "step")
+			run, err := s.ensureRun(ctx, st.AnalysisRuns.Step, step.Analysis, field+".analysis", "step")
 			if err != nil {
 				return reconcile.Result{}, err
 			}
@@ -292,6 +273,37 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 	return reconcile.Result{Requeue: true}, nil
 }
 
+// upgrade has the Deployment controller run the step's new pods beside the old ones and
+// says whether they are ready.
+func (s *state) upgrade(ctx context.Context) (bool, string, error) {
+	if err := s.setHPAs(ctx, true); err != nil {
+		return false, "", err
+	}
+	if s.ro.Status.CanaryRevision == "" {
+		// The new pods are about to exist: until a step routes to them, the stable
+		// Service must not select them.
+		for _, rt := range s.routers() {
+			if err := rt.PinStable(ctx); err != nil {
+				return false, "", fmt.Errorf("pinning the stable Service before new pods start: %w", err)
+			}
+		}
+	}
+	sp, err := s.keepSplit(ctx, s.ro.Status.CurrentStepIndex)
+	if err != nil {
+		return false, "", err
+	}
+	rs := s.revs.byHash[s.ro.Status.CanaryRevision]
+	if s.ro.Status.CanaryRevision == "" || rs == nil {
+		return false, "waiting for the Deployment controller to create the new ReplicaSet", nil
+	}
+	stable := s.revs.byHash[s.ro.Status.StableRevision]
+	ready := rs.Status.ReadyReplicas
+	msg := fmt.Sprintf("%d/%d new pods ready", ready, sp.want)
+	done := ptr.Deref(rs.Spec.Replicas, 0) == sp.canary && rs.Status.ObservedGeneration >= rs.Generation && ready >= sp.want &&
+		(stable == nil || ptr.Deref(stable.Spec.Replicas, 0) == sp.stable)
+	return done, msg, nil
+}
+
 // afterAnalysis moves past a step's successful analysis: to its pause, if any.
 func (s *state) afterAnalysis(step v1alpha1.RolloutStep) {
 	if step.Pause != nil {
@@ -325,8 +337,9 @@ func trafficAt(steps []v1alpha1.RolloutStep, step int32) (int32, error) {
 
 // replicasAt is the step's new-version replicas, or the last set before it: by default
 // all of them for blue-green, one for canary.
-func (s *state) replicasAt(steps []v1alpha1.RolloutStep, step int32) *intstr.IntOrString {
-	for i := step - 1; i >= 0; i-- {
+func (s *state) replicasAt(step int32) *intstr.IntOrString {
+	steps := s.steps()
+	for i := min(step, int32(len(steps))) - 1; i >= 0; i-- {
 		if r := steps[i].Replicas; r != nil {
 			return r
 		}
@@ -335,268 +348,6 @@ func (s *state) replicasAt(steps []v1alpha1.RolloutStep, step int32) *intstr.Int
 		return new(intstr.FromString("100%"))
 	}
 	return new(intstr.FromInt32(1))
-}
-
-func (s *state) grace() time.Duration {
-	var g int32
-	for _, tr := range routingsOf(s.ro) {
-		g = max(g, tr.GracePeriodSeconds)
-	}
-	return time.Duration(g) * time.Second
-}
-
-// upgrade has the Deployment controller run the step's new pods beside the old ones and
-// says whether they are ready.
-func (s *state) upgrade(ctx context.Context, steps []v1alpha1.RolloutStep) (bool, string, error) {
-	total := ptrOr(s.d.Spec.Replicas, 1)
-	want, err := desiredReplicas(s.replicasAt(steps, s.ro.Status.CurrentStepIndex), total)
-	if err != nil {
-		return false, "", err
-	}
-	if err := s.setHPAs(ctx, true); err != nil {
-		return false, "", err
-	}
-	if s.ro.Status.CanaryRevision == "" {
-		// The new pods are about to exist: until a step routes to them, the stable
-		// Service must not select them.
-		for _, rt := range s.routersNow() {
-			if err := rt.PinStable(ctx); err != nil {
-				return false, "", fmt.Errorf("pinning the stable Service before new pods start: %w", err)
-			}
-		}
-	}
-	if _, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) {
-		return hold(d, want), nil
-	}); err != nil {
-		return false, "", err
-	}
-	rs := s.revs.byHash[s.ro.Status.CanaryRevision]
-	if s.ro.Status.CanaryRevision == "" || rs == nil {
-		return false, "waiting for the Deployment controller to create the new ReplicaSet", nil
-	}
-	if target := max(want, 1); ptrOr(rs.Spec.Replicas, 0) > target {
-		// Going back to a smaller step: the Deployment controller only ever scales the
-		// new ReplicaSet up, and holds whatever size it is given at this surge.
-		patch := client.MergeFrom(rs.DeepCopy())
-		rs.Spec.Replicas = new(target)
-		if err := s.r.Client.Patch(ctx, rs, patch); err != nil {
-			return false, "", fmt.Errorf("scaling ReplicaSet %s down to %d: %w", rs.Name, target, err)
-		}
-	}
-	ready := rs.Status.ReadyReplicas
-	msg := fmt.Sprintf("%d/%d new pods ready", ready, want)
-	return ptrOr(rs.Spec.Replicas, 0) == max(want, 1) && rs.Status.ObservedGeneration >= rs.Generation && ready >= want, msg, nil
-}
-
-// routersNow builds the traffic routers for the revisions in status.
-func (s *state) routersNow() []traffic.Router {
-	field := strategyField(s.ro)
-	var out []traffic.Router
-	for i, tr := range routingsOf(s.ro) {
-		out = append(out, traffic.New(s.r.Client, traffic.Target{
-			Rollout: s.ro, Routing: tr, Field: fmt.Sprintf("%s.trafficRoutings[%d]", field, i),
-			StableRevision: s.ro.Status.StableRevision, CanaryRevision: s.ro.Status.CanaryRevision,
-		}))
-	}
-	return out
-}
-
-func (s *state) routeAll(ctx context.Context, weight int32, matches []v1alpha1.HTTPRouteMatch) error {
-	if s.ro.Status.CanaryRevision == "" {
-		return nil
-	}
-	for _, rt := range s.routersNow() {
-		if err := rt.Route(ctx, weight, matches); err != nil {
-			return fmt.Errorf("routing %d%% to the new version: %w", weight, err)
-		}
-	}
-	return nil
-}
-
-func (s *state) finishAll(ctx context.Context, winner string) error {
-	for _, rt := range s.routersNow() {
-		if err := rt.Finish(ctx, winner); err != nil {
-			return fmt.Errorf("sending all traffic to revision %s: %w", winner, err)
-		}
-	}
-	return nil
-}
-
-func (s *state) unpinAll(ctx context.Context) error {
-	for _, rt := range s.routersNow() {
-		if err := rt.Unpin(ctx); err != nil {
-			return fmt.Errorf("restoring Service selectors: %w", err)
-		}
-	}
-	return nil
-}
-
-// stopRuns terminates the release's runs; failing to is logged by the caller's next pass.
-func (s *state) stopRuns(ctx context.Context) {
-	st := &s.ro.Status
-	_ = s.r.terminateRun(ctx, s.ro.Namespace, st.AnalysisRuns.Step)
-	_ = s.r.terminateRun(ctx, s.ro.Namespace, st.AnalysisRuns.Background)
-	st.AnalysisRuns = v1alpha1.RolloutAnalysisRuns{}
-}
-
-// abort sends all traffic back to the stable version and stops at step 1.
-func (s *state) abort(ctx context.Context, reason string, by v1alpha1.Decider) error {
-	st := &s.ro.Status
-	if st.CanaryRevision != "" {
-		if err := s.routeAll(ctx, 0, nil); err != nil {
-			return err
-		}
-	}
-	at := st.CurrentStepIndex
-	s.stopRuns(ctx)
-	if err := s.freeze(ctx); err != nil {
-		return err
-	}
-	s.report(v1alpha1.RolloutPhaseAborted, by, reason)
-	st.Phase = v1alpha1.RolloutPhaseAborted
-	st.AbortReason = reason
-	s.enter(1, v1alpha1.StepPaused)
-	st.Message = fmt.Sprintf("aborted at step %d: %s; all traffic is on the stable version", at, reason)
-	s.setCondition(ConditionProgressing, metav1.ConditionFalse, "Aborted", st.Message)
-	s.event(corev1.EventTypeWarning, "Aborted", "%s", st.Message)
-	return nil
-}
-
-// freeze pauses the Deployment where it is and, if asked, scales the new version away;
-// paused, the Deployment controller leaves both ReplicaSets alone.
-func (s *state) freeze(ctx context.Context) error {
-	if _, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) {
-		changed := !d.Spec.Paused
-		d.Spec.Paused = true
-		return changed, nil
-	}); err != nil {
-		return err
-	}
-	if !strategyOf(s.ro).AbortScaleDown {
-		return nil
-	}
-	rs := s.revs.byHash[s.ro.Status.CanaryRevision]
-	if rs == nil || ptrOr(rs.Spec.Replicas, 0) == 0 {
-		return nil
-	}
-	patch := client.MergeFrom(rs.DeepCopy())
-	rs.Spec.Replicas = new(int32(0))
-	if err := s.r.Client.Patch(ctx, rs, patch); err != nil {
-		return fmt.Errorf("scaling ReplicaSet %s down: %w", rs.Name, err)
-	}
-	return nil
-}
-
-// holdAborted keeps an aborted release where it is: traffic on the stable version.
-func (s *state) holdAborted(ctx context.Context) (reconcile.Result, error) {
-	if err := s.routeAll(ctx, 0, nil); err != nil {
-		return reconcile.Result{}, err
-	}
-	return reconcile.Result{}, s.freeze(ctx)
-}
-
-// complete hands all traffic to the new version and gives the Deployment its strategy
-// back to scale the old version away; settle finishes once it has.
-func (s *state) complete(ctx context.Context, by v1alpha1.Decider) (reconcile.Result, error) {
-	st := &s.ro.Status
-	s.stopRuns(ctx)
-	if err := s.finishAll(ctx, st.CanaryRevision); err != nil {
-		return reconcile.Result{}, err
-	}
-	if _, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) { return release(d, true) }); err != nil {
-		return reconcile.Result{}, err
-	}
-	s.report(v1alpha1.RolloutPhaseCompleted, by, "every step passed")
-	st.Phase = v1alpha1.RolloutPhaseCompleted
-	s.enter(st.CurrentStepIndex, v1alpha1.StepCompleted)
-	st.Message = "all traffic is on the new version; the Deployment controller is scaling the old version away"
-	s.event(corev1.EventTypeNormal, "Promoted", "%s", st.Message)
-	return reconcile.Result{RequeueAfter: waitPoll}, nil
-}
-
-// cancel restores everything when the Deployment's template went back to the stable one.
-func (s *state) cancel(ctx context.Context) (reconcile.Result, error) {
-	st := &s.ro.Status
-	s.stopRuns(ctx)
-	if st.CanaryRevision != "" {
-		if err := s.finishAll(ctx, st.StableRevision); err != nil {
-			return reconcile.Result{}, err
-		}
-	}
-	if _, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) { return release(d, true) }); err != nil {
-		return reconcile.Result{}, err
-	}
-	if st.Phase != v1alpha1.RolloutPhaseCancelled {
-		s.report(v1alpha1.RolloutPhaseCancelled, v1alpha1.DecidedByHuman, "the Deployment went back to the stable revision")
-	}
-	st.Phase = v1alpha1.RolloutPhaseCancelled
-	st.Message = "the Deployment went back to the stable revision; the new version is being scaled away"
-	s.setCondition(ConditionProgressing, metav1.ConditionFalse, "Cancelled", st.Message)
-	s.event(corev1.EventTypeNormal, "Cancelled", "%s", st.Message)
-	if st.CanaryRevision == "" {
-		st.CanaryRevision = st.StableRevision
-	}
-	return reconcile.Result{RequeueAfter: waitPoll}, nil
-}
-
-// settle ends a completed or cancelled release once the Deployment controller has
-// scaled the losing version away: selectors are unpinned and the Deployment paused again.
-func (s *state) settle(ctx context.Context) (reconcile.Result, error) {
-	st := &s.ro.Status
-	winner := st.CanaryRevision
-	if st.Phase == v1alpha1.RolloutPhaseCancelled {
-		winner = st.StableRevision
-	}
-	if !rolledOut(s.d) || s.revs.current == nil || hashOf(s.revs.current) != winner {
-		return reconcile.Result{RequeueAfter: waitPoll}, nil
-	}
-	if err := s.unpinAll(ctx); err != nil {
-		return reconcile.Result{}, err
-	}
-	if _, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(s.d), func(d *appsv1.Deployment) (bool, error) { return adopt(d, s.ro.Name) }); err != nil {
-		return reconcile.Result{}, err
-	}
-	if err := s.setHPAs(ctx, false); err != nil {
-		return reconcile.Result{}, err
-	}
-	st.StableRevision, st.CanaryRevision = winner, ""
-	if st.Phase == v1alpha1.RolloutPhaseCompleted {
-		st.Message = "Rollout progressing has been completed"
-		s.setCondition(ConditionProgressing, metav1.ConditionFalse, "Completed", st.Message)
-	} else {
-		st.Message = "Rollout progressing has been cancelled"
-	}
-	s.event(corev1.EventTypeNormal, "Settled", "%s: revision %s serves all traffic", st.Message, winner)
-	return reconcile.Result{}, nil
-}
-
-// letGo undoes a release and gives the Deployment back as it was, for disable and delete.
-// A Rollout that never managed the Deployment (say, a second one on it) touches nothing.
-func (s *state) letGo(ctx context.Context) error {
-	var d appsv1.Deployment
-	if err := s.r.Client.Get(ctx, client.ObjectKey{Namespace: s.ro.Namespace, Name: s.ro.Spec.WorkloadRef.Name}, &d); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if d.Annotations[managedByAnnotation] != s.ro.Name {
-		return nil
-	}
-	st := &s.ro.Status
-	s.stopRuns(ctx)
-	if st.StableRevision != "" && st.CanaryRevision != "" {
-		if err := s.finishAll(ctx, st.StableRevision); err != nil {
-			return err
-		}
-	}
-	if st.StableRevision != "" {
-		if err := s.unpinAll(ctx); err != nil {
-			return err
-		}
-	}
-	if err := s.setHPAs(ctx, false); err != nil {
-		return err
-	}
-	_, err := updateDeployment(ctx, s.r.Client, client.ObjectKeyFromObject(&d), func(d *appsv1.Deployment) (bool, error) { return release(d, false) })
-	return err
 }
 
 // labelString renders labels as Prometheus does, sorted: {a="1", b="2"}.

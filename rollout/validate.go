@@ -15,21 +15,6 @@ import (
 	"github.com/promgate/promgate/rollout/traffic"
 )
 
-// strategyOf returns the Rollout's one strategy.
-func strategyOf(ro *v1alpha1.Rollout) *v1alpha1.ReleaseStrategy {
-	if ro.Spec.Strategy.BlueGreen != nil {
-		return ro.Spec.Strategy.BlueGreen
-	}
-	return ro.Spec.Strategy.Canary
-}
-
-func strategyField(ro *v1alpha1.Rollout) string {
-	if ro.Spec.Strategy.BlueGreen != nil {
-		return "spec.strategy.blueGreen"
-	}
-	return "spec.strategy.canary"
-}
-
 func fieldErr(field, format string, args ...any) error {
 	return &traffic.FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
@@ -40,11 +25,10 @@ func validateSpec(ro *v1alpha1.Rollout) error {
 	if ro.Spec.WorkloadRef.APIVersion != "apps/v1" || ro.Spec.WorkloadRef.Kind != "Deployment" {
 		return fieldErr("spec.workloadRef", "%s %s is not supported: only apps/v1 Deployment", ro.Spec.WorkloadRef.APIVersion, ro.Spec.WorkloadRef.Kind)
 	}
-	st := strategyOf(ro)
+	st, field := ro.Spec.Strategy.Active()
 	if st == nil || len(st.Steps) == 0 {
 		return fieldErr("spec.strategy", "exactly one of blueGreen and canary with at least one step is required")
 	}
-	field := strategyField(ro)
 	for i, step := range st.Steps {
 		f := fmt.Sprintf("%s.steps[%d]", field, i)
 		if step.Replicas != nil {
@@ -96,7 +80,7 @@ func (s *state) load(ctx context.Context) error {
 	}
 	ref := s.ro.Spec.WorkloadRef
 	var d appsv1.Deployment
-	if err := s.r.Client.Get(ctx, client.ObjectKey{Namespace: s.ro.Namespace, Name: ref.Name}, &d); err != nil {
+	if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.ro.Namespace, Name: ref.Name}, &d); err != nil {
 		if apierrors.IsNotFound(err) {
 			return fieldErr("spec.workloadRef.name", "Deployment %q not found in namespace %s", ref.Name, s.ro.Namespace)
 		}
@@ -104,7 +88,7 @@ func (s *state) load(ctx context.Context) error {
 	}
 	s.d = &d
 	var others v1alpha1.RolloutList
-	if err := s.r.Client.List(ctx, &others, client.InNamespace(s.ro.Namespace), client.MatchingFields{workloadIndex: ref.Name}); err != nil {
+	if err := s.c.List(ctx, &others, client.InNamespace(s.ro.Namespace), client.MatchingFields{workloadIndex: ref.Name}); err != nil {
 		return fmt.Errorf("listing Rollouts of Deployment %s: %w", ref.Name, err)
 	}
 	for _, o := range others.Items {
@@ -112,14 +96,14 @@ func (s *state) load(ctx context.Context) error {
 			return fieldErr("spec.workloadRef.name", "Deployment %q is already released by Rollout %q", ref.Name, o.Name)
 		}
 	}
-	revs, err := readRevisions(ctx, s.r.Client, &d)
+	revs, err := readRevisions(ctx, s.c, &d)
 	if err != nil {
 		return err
 	}
 	s.revs = revs
-	st := strategyOf(s.ro)
-	for _, rt := range s.routersNow() {
-		if err := rt.Validate(ctx, st.Steps, strategyField(s.ro)+".steps"); err != nil {
+	_, field := s.ro.Spec.Strategy.Active()
+	for _, rt := range s.routers() {
+		if err := rt.Validate(ctx, s.steps(), field+".steps"); err != nil {
 			return err
 		}
 	}

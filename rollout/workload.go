@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -75,11 +76,16 @@ func hashOf(rs *appsv1.ReplicaSet) string {
 	return rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
 }
 
-// readRevisions finds the ReplicaSets owned by d. The current one is found by comparing
-// pod templates without the hash label, as the Deployment controller itself does.
+// readRevisions finds the ReplicaSets owned by d among those its selector matches. The
+// current one is found by comparing pod templates without the hash label, as the
+// Deployment controller itself does.
 func readRevisions(ctx context.Context, c client.Reader, d *appsv1.Deployment) (revisions, error) {
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return revisions{}, fmt.Errorf("reading the selector of Deployment %s: %w", d.Name, err)
+	}
 	var list appsv1.ReplicaSetList
-	if err := c.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
+	if err := c.List(ctx, &list, client.InNamespace(d.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return revisions{}, fmt.Errorf("listing ReplicaSets: %w", err)
 	}
 	revs := revisions{byHash: map[string]*appsv1.ReplicaSet{}}
@@ -118,24 +124,87 @@ func desiredReplicas(v *intstr.IntOrString, total int32) (int32, error) {
 	return int32(min(n, int(total))), nil
 }
 
-// updateDeployment re-reads the Deployment and applies mutate until the write does not
-// conflict. mutate returns false when there is nothing to write.
-func updateDeployment(ctx context.Context, c client.Client, key client.ObjectKey, mutate func(*appsv1.Deployment) (bool, error)) (*appsv1.Deployment, error) {
-	var d appsv1.Deployment
+// updateDeployment applies mutate to the Deployment and writes it when mutate says it
+// changed, until the write does not conflict. The first try mutates the Deployment the
+// reconcile read from the cache; after a conflict, the API server's, so a cache that lags
+// cannot make it give up. It returns the Deployment as written, or as mutate found it.
+func (s *state) updateDeployment(ctx context.Context, mutate func(*appsv1.Deployment) (bool, error)) (*appsv1.Deployment, error) {
+	d := s.d.DeepCopy()
+	key := client.ObjectKeyFromObject(d)
+	first := true
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := c.Get(ctx, key, &d); err != nil {
-			return err
+		if !first {
+			d = &appsv1.Deployment{}
+			if err := s.r.APIReader.Get(ctx, key, d); err != nil {
+				return err
+			}
 		}
-		changed, err := mutate(&d)
+		first = false
+		changed, err := mutate(d)
 		if err != nil || !changed {
 			return err
 		}
-		return c.Update(ctx, &d)
+		return s.c.Update(ctx, d)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("updating Deployment %s: %w", key.Name, err)
 	}
-	return &d, nil
+	return d, nil
+}
+
+// keepSplit holds the Deployment at step's split of pods between the revisions and
+// writes the ReplicaSets back to it after a scaling event or a jump back (split.go).
+func (s *state) keepSplit(ctx context.Context, step int32) (split, error) {
+	replicas := s.replicasAt(step)
+	splitFor := func(n int32, _ revisions) (split, error) { return stepSplit(n, replicas) }
+	var sp split
+	d, err := s.updateDeployment(ctx, func(d *appsv1.Deployment) (bool, error) {
+		var err error
+		if sp, err = splitFor(ptr.Deref(d.Spec.Replicas, 1), s.revs); err != nil {
+			return false, err
+		}
+		return hold(d, sp.surge, false), nil
+	})
+	if err != nil {
+		return sp, err
+	}
+	return sp, s.correct(ctx, d, splitFor)
+}
+
+// correct writes the ReplicaSets the cache shows off the split of d back to it. It
+// decides the writes from the API server's Deployment and ReplicaSets, never the cache's:
+// the stable version's size is the Deployment's, and a cached Deployment one scaling
+// event behind would size it wrong.
+func (s *state) correct(ctx context.Context, d *appsv1.Deployment, splitFor func(int32, revisions) (split, error)) error {
+	sp, err := splitFor(ptr.Deref(d.Spec.Replicas, 1), s.revs)
+	if err != nil {
+		return err
+	}
+	stable := s.ro.Status.StableRevision
+	if len(sp.corrections(s.revs, stable)) == 0 {
+		return nil
+	}
+	var fresh appsv1.Deployment
+	if err := s.r.APIReader.Get(ctx, client.ObjectKeyFromObject(d), &fresh); err != nil {
+		return fmt.Errorf("reading Deployment %s: %w", d.Name, err)
+	}
+	revs, err := readRevisions(ctx, s.r.APIReader, &fresh)
+	if err != nil {
+		return err
+	}
+	if sp, err = splitFor(ptr.Deref(fresh.Spec.Replicas, 1), revs); err != nil {
+		return err
+	}
+	for _, fix := range sp.corrections(revs, stable) {
+		// Optimistic: a ReplicaSet changed since this read is decided again.
+		patch := client.MergeFromWithOptions(fix.rs.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		fix.rs.Spec.Replicas = ptr.To(fix.replicas)
+		if err := s.c.Patch(ctx, fix.rs, patch); err != nil {
+			return fmt.Errorf("scaling ReplicaSet %s to %d: %w", fix.rs.Name, fix.replicas, err)
+		}
+	}
+	s.revs = revs
+	return nil
 }
 
 // adopt saves the Deployment's fields and pauses it, so a new template waits for the
@@ -160,9 +229,14 @@ func adopt(d *appsv1.Deployment, rollout string) (bool, error) {
 	return true, nil
 }
 
+// held says whether d runs under a release's hold.
+func held(d *appsv1.Deployment) bool {
+	return !d.Spec.Paused && d.Spec.MinReadySeconds == holdMinReadySeconds
+}
+
 // hold makes the Deployment controller add surge new pods beside the old ones and
-// never scale the old ones down.
-func hold(d *appsv1.Deployment, surge int32) bool {
+// never scale the old ones down; paused, it adds none either (an aborted release).
+func hold(d *appsv1.Deployment, surge int32, paused bool) bool {
 	want := appsv1.DeploymentStrategy{
 		Type: appsv1.RollingUpdateDeploymentStrategyType,
 		RollingUpdate: &appsv1.RollingUpdateDeployment{
@@ -170,18 +244,19 @@ func hold(d *appsv1.Deployment, surge int32) bool {
 			MaxUnavailable: new(intstr.FromInt32(0)),
 		},
 	}
-	changed := d.Spec.Paused || d.Spec.MinReadySeconds != holdMinReadySeconds ||
+	changed := d.Spec.Paused != paused || d.Spec.MinReadySeconds != holdMinReadySeconds ||
 		d.Spec.ProgressDeadlineSeconds == nil || *d.Spec.ProgressDeadlineSeconds != holdProgressDeadlineSeconds ||
 		!equality.Semantic.DeepEqual(d.Spec.Strategy, want)
-	d.Spec.Paused = false
+	d.Spec.Paused = paused
 	d.Spec.Strategy = want
 	d.Spec.MinReadySeconds = holdMinReadySeconds
 	d.Spec.ProgressDeadlineSeconds = new(int32(holdProgressDeadlineSeconds))
 	return changed
 }
 
-// release gives the Deployment back its own strategy; paused says whether to pause it
-// again (the Rollout keeps managing it) or restore the user's paused field (it stops).
+// release gives the Deployment back its own strategy, unpaused to roll out its template
+// while the Rollout keeps managing it; with keepManaging false it also gets its own
+// paused field back and forgets the Rollout.
 func release(d *appsv1.Deployment, keepManaging bool) (bool, error) {
 	o, ok, err := savedOriginal(d)
 	if err != nil || !ok {
@@ -204,14 +279,7 @@ func release(d *appsv1.Deployment, keepManaging bool) (bool, error) {
 // rolledOut says whether the Deployment controller has finished: every pod runs the
 // current template and is available.
 func rolledOut(d *appsv1.Deployment) bool {
-	want := ptrOr(d.Spec.Replicas, 1)
+	want := ptr.Deref(d.Spec.Replicas, 1)
 	s := d.Status
 	return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want
-}
-
-func ptrOr[T any](p *T, def T) T {
-	if p == nil {
-		return def
-	}
-	return *p
 }

@@ -60,6 +60,18 @@ type RolloutStrategy struct {
 	Canary *ReleaseStrategy `json:"canary,omitempty"`
 }
 
+// Active returns the strategy that is set and its field path, "spec.strategy.blueGreen"
+// or "spec.strategy.canary"; nil and "spec.strategy" when neither is.
+func (s *RolloutStrategy) Active() (*ReleaseStrategy, string) {
+	switch {
+	case s.BlueGreen != nil:
+		return s.BlueGreen, "spec.strategy.blueGreen"
+	case s.Canary != nil:
+		return s.Canary, "spec.strategy.canary"
+	}
+	return nil, "spec.strategy"
+}
+
 // ReleaseStrategy is the steps and traffic routing shared by blue-green and canary.
 type ReleaseStrategy struct {
 	// Steps are walked in order, 1-based.
@@ -376,9 +388,12 @@ type RolloutStatus struct {
 	// ObservedWorkloadGeneration is the workload generation last acted upon.
 	// +optional
 	ObservedWorkloadGeneration int64 `json:"observedWorkloadGeneration,omitempty"`
-	// StepStartedAt is when the current step state began (pause durations count from it).
+	// StepStartedAt is when the current step state began, to the microsecond: pause
+	// durations and traffic grace periods count from it, and a whole-second time would
+	// end them up to a second early. In StepTrafficRouting it moves on while the step
+	// waits for EndpointSlices, so the grace period counts from the traffic's move.
 	// +optional
-	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+	StepStartedAt *metav1.MicroTime `json:"stepStartedAt,omitempty"`
 	// LastUpdateTime is when status last changed.
 	// +optional
 	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`

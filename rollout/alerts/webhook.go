@@ -217,7 +217,7 @@ func (w *Webhook) mark(ctx context.Context, ro *v1alpha1.Rollout, a Alert) (bool
 		// pass through status would add a write and two watch hops before the bad
 		// version stops serving. Failing safe, traffic at 0% is where an unrecorded
 		// abort leaves the release until Alertmanager sends the alert again.
-		if err := stableTraffic(ctx, w.Client, latest); err != nil {
+		if err := stableTraffic(ctx, w.Client, w.APIReader, latest); err != nil {
 			return err
 		}
 		patched := latest.DeepCopy()
@@ -309,19 +309,14 @@ func writeJSON(rw http.ResponseWriter, log logr.Logger, code int, v any) {
 	}
 }
 
-// stableTraffic sends all of ro's traffic to its stable revision, as an abort does.
-func stableTraffic(ctx context.Context, c client.Client, ro *v1alpha1.Rollout) error {
-	st := ro.Spec.Strategy.Canary
-	field := "spec.strategy.canary"
-	if ro.Spec.Strategy.BlueGreen != nil {
-		st, field = ro.Spec.Strategy.BlueGreen, "spec.strategy.blueGreen"
-	}
-	if st == nil || ro.Status.StableRevision == "" || ro.Status.CanaryRevision == "" {
+// stableTraffic sends all of ro's traffic to its stable revision, as an abort does. It
+// never waits for EndpointSlices: traffic back on the stable version goes to the pods
+// that served it all along.
+func stableTraffic(ctx context.Context, c client.Client, reader client.Reader, ro *v1alpha1.Rollout) error {
+	if ro.Status.StableRevision == "" || ro.Status.CanaryRevision == "" {
 		return nil
 	}
-	for i, tr := range st.TrafficRoutings {
-		rt := traffic.New(c, traffic.Target{Rollout: ro, Routing: tr, Field: fmt.Sprintf("%s.trafficRoutings[%d]", field, i),
-			StableRevision: ro.Status.StableRevision, CanaryRevision: ro.Status.CanaryRevision})
+	for _, rt := range traffic.ForRollout(c, traffic.SliceEndpoints{Reader: reader}, ro) {
 		if err := rt.Route(ctx, 0, nil); err != nil {
 			return fmt.Errorf("sending the traffic of Rollout %s back to the stable version: %w", ro.Name, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -68,7 +69,18 @@ func newCluster(t *testing.T, cp *testbed.ControlPlane, name string, routing v1a
 		},
 	}
 	require.NoError(t, c.Create(ctx, ro))
-	k.target = Target{Rollout: ro, Routing: routing, Field: field, StableRevision: stableRev, CanaryRevision: canaryRev}
+	k.target = Target{Rollout: ro, Routing: routing, Field: field, StableRevision: stableRev, CanaryRevision: canaryRev,
+		Endpoints: SliceEndpoints{Reader: c}}
+	// Two pods of each revision, as the Deployment controller would label them; this
+	// server runs no endpointslice controller, so the test writes the slices itself.
+	for _, rev := range []string{stableRev, canaryRev} {
+		for i := range 2 {
+			require.NoError(t, c.Create(ctx, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: fmt.Sprintf("web-%s-%d", rev, i), Labels: pinned(rev)},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+			}))
+		}
+	}
 
 	// Let the server allocate the cluster IP and node ports.
 	svc := testService()
@@ -101,6 +113,33 @@ func newCluster(t *testing.T, cp *testbed.ControlPlane, name string, routing v1a
 		require.True(t, k.get(t, k.route, "web"))
 	}
 	return k
+}
+
+// slices makes Service svc's EndpointSlice hold the pods of revs, ready, as the
+// endpointslice controller would once it caught up with a selector.
+func (k *cluster) slices(t *testing.T, svc string, revs ...string) {
+	t.Helper()
+	ctx := context.Background()
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: k.ns, Name: svc + "-abcde", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	for i, rev := range revs {
+		for j := range 2 {
+			slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+				Addresses:  []string{fmt.Sprintf("10.0.%d.%d", i, j+1)},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: k.ns, Name: fmt.Sprintf("web-%s-%d", rev, j)},
+			})
+		}
+	}
+	var got discoveryv1.EndpointSlice
+	if k.get(t, &got, slice.Name) {
+		got.Endpoints = slice.Endpoints
+		require.NoError(t, k.c.Update(ctx, &got))
+		return
+	}
+	require.NoError(t, k.c.Create(ctx, slice))
 }
 
 // expectRouted checks every object at weight, with or without the X-Canary header match.
@@ -267,9 +306,24 @@ func TestOnARealAPIServer(t *testing.T) {
 					require.NoError(t, err)
 				}
 
-				require.NoError(t, k.router().Route(ctx, 0, nil))
+				k.slices(t, "web", stableRev)
+				require.NoError(t, k.router().Route(ctx, 0, nil), "no traffic to the canary waits for nothing")
 				k.expectRouted(t, 0, false)
 				k.expectUntouchedByRoute(t, 0, nil)
+
+				var nr *NotReadyError
+				weight := int32(30)
+				if serviceOnly {
+					weight = 100
+				}
+				require.ErrorAs(t, k.router().Route(ctx, weight, nil), &nr, "the canary Service has no endpoints yet")
+				assert.Equal(t, &NotReadyError{Service: "web-canary", Revision: canaryRev}, nr)
+				k.expectRouted(t, 0, false)
+				k.slices(t, "web-canary", stableRev, canaryRev)
+				require.ErrorAs(t, k.router().Route(ctx, weight, nil), &nr, "stale slices still hold the other revision")
+				assert.Equal(t, &NotReadyError{Service: "web-canary", Revision: canaryRev, Ready: 2, Others: 2}, nr)
+				k.expectRouted(t, 0, false)
+				k.slices(t, "web-canary", canaryRev)
 
 				if !serviceOnly {
 					require.NoError(t, k.router().Route(ctx, 30, xCanary))
@@ -281,6 +335,22 @@ func TestOnARealAPIServer(t *testing.T) {
 				k.expectRouted(t, 100, false)
 				k.expectUntouchedByRoute(t, 100, nil)
 
+				if !serviceOnly {
+					require.ErrorAs(t, k.router().Finish(ctx, canaryRev), &nr, "the stable Service's slices still hold the old pods")
+					assert.Equal(t, &NotReadyError{Service: "web", Revision: canaryRev, Ready: 0, Others: 2}, nr)
+					var pinnedSvc corev1.Service
+					require.True(t, k.get(t, &pinnedSvc, "web"))
+					assert.Equal(t, pinned(canaryRev), pinnedSvc.Spec.Selector, "the stable Service moved to the winner")
+					if k.route != nil {
+						var route gatewayv1.HTTPRoute
+						require.True(t, k.get(t, &route, "web"))
+						assert.Contains(t, route.Annotations, AnnotationOriginalRules, "the weights stay until the slices follow")
+					}
+					if k.ing != nil {
+						assert.True(t, k.get(t, &networkingv1.Ingress{}, "web-canary"), "the canary Ingress stays until the slices follow")
+					}
+				}
+				k.slices(t, "web", canaryRev)
 				require.NoError(t, k.router().Finish(ctx, canaryRev))
 				var svc corev1.Service
 				require.True(t, k.get(t, &svc, "web"))
@@ -309,9 +379,18 @@ func TestOnARealAPIServer(t *testing.T) {
 				if serviceOnly {
 					weight = 100
 				}
+				k.slices(t, "web", stableRev)
+				k.slices(t, "web-canary", canaryRev)
 				require.NoError(t, k.router().Route(ctx, weight, nil))
 				k.expectRouted(t, weight, false)
 
+				if serviceOnly {
+					// The endpointslice controller followed the pin to the canary.
+					k.slices(t, "web", canaryRev)
+					var nr *NotReadyError
+					require.ErrorAs(t, k.router().Finish(ctx, stableRev), &nr, "the stable Service pinned back waits for its slices")
+					k.slices(t, "web", stableRev)
+				}
 				require.NoError(t, k.router().Finish(ctx, stableRev))
 				var svc corev1.Service
 				require.True(t, k.get(t, &svc, "web"))

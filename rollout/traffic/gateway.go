@@ -80,6 +80,11 @@ func (r *gatewayRouter) Route(ctx context.Context, weight int32, matches []v1alp
 	if err := r.pin(ctx, r.t.StableRevision); err != nil {
 		return err
 	}
+	if weight > 0 || len(matches) > 0 {
+		if err := r.awaitCanary(ctx); err != nil {
+			return err
+		}
+	}
 	return retryConflicts(func() error {
 		var route gatewayv1.HTTPRoute
 		if err := r.c.Get(ctx, r.key(r.routeName()), &route); err != nil {
@@ -115,10 +120,10 @@ func (r *gatewayRouter) Route(ctx context.Context, weight int32, matches []v1alp
 	})
 }
 
-// Finish takes traffic away from the loser first: on completion the stable Service moves
-// to the canary pods before the weights go back, so no request returns to the old
-// version; on abort the weights go back first, which is the write that stops canary
-// traffic.
+// Finish takes traffic away from the loser first: on completion the weights go back only
+// once the stable Service's EndpointSlices hold the canary pods alone, so no request
+// returns to the old version; on abort the weights go back first, which is the write
+// that stops canary traffic.
 func (r *gatewayRouter) Finish(ctx context.Context, winner string) error {
 	return r.finishAround(ctx, winner, r.restoreRules)
 }

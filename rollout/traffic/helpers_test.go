@@ -134,7 +134,27 @@ func gatewayRouting() v1alpha1.TrafficRouting {
 }
 
 func target(routing v1alpha1.TrafficRouting) Target {
-	return Target{Rollout: testRollout(), Routing: routing, Field: field, StableRevision: stableRev, CanaryRevision: canaryRev}
+	return Target{Rollout: testRollout(), Routing: routing, Field: field, StableRevision: stableRev, CanaryRevision: canaryRev, Endpoints: &fakeEndpoints{}}
+}
+
+// fakeEndpoints answers Endpoints.Only from a table of the revision each Service's
+// EndpointSlices hold alone; a Service missing from it has every revision ready. It
+// records what was asked.
+type fakeEndpoints struct {
+	mu sync.Mutex
+	// holds maps a Service name to the one revision its slices hold ready; "" for none.
+	holds map[string]string
+	asked []string
+}
+
+func (f *fakeEndpoints) Only(_ context.Context, svc client.ObjectKey, _ map[string]string, rev string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, svc.Name+"="+rev)
+	if got, ok := f.holds[svc.Name]; ok && got != rev {
+		return &NotReadyError{Service: svc.Name, Revision: rev}
+	}
+	return nil
 }
 
 // recorder counts and orders the writes the routers make.

@@ -36,7 +36,7 @@ type ingressRouter struct {
 
 func (r *ingressRouter) ingressName() string { return r.t.Routing.Ingress.Name }
 func (r *ingressRouter) canaryIngressName() string {
-	return r.t.Routing.Ingress.Name + canarySuffix
+	return r.t.Routing.Ingress.Name + CanarySuffix
 }
 
 // Validate checks the Services, the Ingress, and that every step matches at most one header.
@@ -111,13 +111,18 @@ func (r *ingressRouter) Route(ctx context.Context, weight int32, matches []v1alp
 	if err := r.pin(ctx, r.t.StableRevision); err != nil {
 		return err
 	}
+	if weight > 0 || header != nil {
+		if err := r.awaitCanary(ctx); err != nil {
+			return err
+		}
+	}
 	return r.ensureCanaryIngress(ctx, weight, header)
 }
 
-// Finish takes traffic away from the loser first: on completion the stable Service moves
-// to the canary pods before the canary Ingress goes, so no request returns to the old
-// version; on abort the canary Ingress goes first, which is the write that stops canary
-// traffic.
+// Finish takes traffic away from the loser first: on completion the canary Ingress goes
+// only once the stable Service's EndpointSlices hold the canary pods alone, so no request
+// returns to the old version; on abort the canary Ingress goes first, which is the write
+// that stops canary traffic.
 func (r *ingressRouter) Finish(ctx context.Context, winner string) error {
 	return r.finishAround(ctx, winner, r.deleteCanaryIngress)
 }

@@ -27,7 +27,7 @@ type serviceRouter struct {
 
 func (r *serviceRouter) serviceName() string { return r.t.Routing.Service }
 func (r *serviceRouter) canaryServiceName() string {
-	return r.t.Routing.Service + canarySuffix
+	return r.t.Routing.Service + CanarySuffix
 }
 
 // Validate checks the Service and that every step's traffic is 0% or 100% without matches.
@@ -79,7 +79,8 @@ func (r *serviceRouter) validateService(ctx context.Context) error {
 	return nil
 }
 
-// Route pins the stable Service to the stable revision at 0% and to the canary one at 100%.
+// Route pins the stable Service to the stable revision at 0% and to the canary one at
+// 100%, once the canary Service shows the canary pods ready.
 func (r *serviceRouter) Route(ctx context.Context, weight int32, matches []v1alpha1.HTTPRouteMatch) error {
 	if err := r.prepare(weight); err != nil {
 		return err
@@ -93,11 +94,13 @@ func (r *serviceRouter) Route(ctx context.Context, weight int32, matches []v1alp
 	if err := r.ensureCanaryService(ctx); err != nil {
 		return err
 	}
-	rev := r.t.StableRevision
-	if weight == 100 {
-		rev = r.t.CanaryRevision
+	if weight == 0 {
+		return r.pin(ctx, r.t.StableRevision)
 	}
-	return r.pin(ctx, rev)
+	if err := r.awaitCanary(ctx); err != nil {
+		return err
+	}
+	return r.pin(ctx, r.t.CanaryRevision)
 }
 
 // prepare checks what every Route needs before it writes anything.
@@ -111,19 +114,37 @@ func (r *serviceRouter) prepare(weight int32) error {
 	return checkWeight(weight)
 }
 
-// Finish pins the stable Service to winner.
+// awaitCanary waits for the canary Service's EndpointSlices to hold the canary pods alone.
+func (r *serviceRouter) awaitCanary(ctx context.Context) error {
+	return r.await(ctx, r.canaryServiceName(), r.t.CanaryRevision)
+}
+
+// await waits for the EndpointSlices of Service name to hold rev's pods alone, among
+// those the user's selector chooses.
+func (r *serviceRouter) await(ctx context.Context, name, rev string) error {
+	if r.t.Endpoints == nil {
+		return errors.New("traffic routing target has no Endpoints to wait for")
+	}
+	svc, err := r.getService(ctx)
+	if err != nil {
+		return err
+	}
+	sel, _, err := originalSelector(svc)
+	if err != nil {
+		return err
+	}
+	return r.t.Endpoints.Only(ctx, r.key(name), sel, rev)
+}
+
+// Finish pins the stable Service to winner and waits for its EndpointSlices to follow.
 func (r *serviceRouter) Finish(ctx context.Context, winner string) error {
-	if err := r.t.check(); err != nil {
-		return err
-	}
-	if err := r.t.checkWinner(winner); err != nil {
-		return err
-	}
-	return r.pinIfPresent(ctx, winner)
+	return r.finishAround(ctx, winner, func(context.Context) error { return nil })
 }
 
 // finishAround is Finish for a router whose own objects restore puts back: the loser
-// loses its traffic first, by the pin on completion and by restore on abort.
+// loses its traffic first. On completion the stable Service moves to the canary pods and
+// restore waits until its EndpointSlices did, so no request returns to the old version;
+// on abort restore goes first, as it is the write that stops canary traffic.
 func (r *serviceRouter) finishAround(ctx context.Context, winner string, restore func(context.Context) error) error {
 	if err := r.t.check(); err != nil {
 		return err
@@ -132,7 +153,7 @@ func (r *serviceRouter) finishAround(ctx context.Context, winner string, restore
 		return err
 	}
 	if winner == r.t.CanaryRevision {
-		if err := r.pinIfPresent(ctx, winner); err != nil {
+		if err := r.pinAndAwait(ctx, winner); err != nil {
 			return err
 		}
 		return restore(ctx)
@@ -140,7 +161,20 @@ func (r *serviceRouter) finishAround(ctx context.Context, winner string, restore
 	if err := restore(ctx); err != nil {
 		return err
 	}
-	return r.pinIfPresent(ctx, winner)
+	return r.pinAndAwait(ctx, winner)
+}
+
+// pinAndAwait pins the stable Service to rev and waits for its EndpointSlices, unless the
+// user deleted the Service: then no traffic flows through it and there is nothing to pin,
+// and a Rollout being deleted must not wait for it forever.
+func (r *serviceRouter) pinAndAwait(ctx context.Context, rev string) error {
+	if err := r.pin(ctx, rev); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	return r.await(ctx, r.serviceName(), rev)
 }
 
 // unpinAfter is Unpin for a router whose own objects restore puts back first.
@@ -241,15 +275,6 @@ func (r *serviceRouter) pin(ctx context.Context, rev string) error {
 		}
 		return nil
 	})
-}
-
-// pinIfPresent pins unless the user deleted the Service: then no traffic flows through it
-// and there is nothing to pin, and a Rollout being deleted must not wait for it forever.
-func (r *serviceRouter) pinIfPresent(ctx context.Context, rev string) error {
-	if err := r.pin(ctx, rev); err != nil && !apierrors.IsNotFound(err) {
-		return err
-	}
-	return nil
 }
 
 // restoreSelector puts the user's selector back and removes the annotation.

@@ -30,7 +30,8 @@ const (
 
 	// podTemplateHash is the label the Deployment controller puts on each ReplicaSet's pods.
 	podTemplateHash = "pod-template-hash"
-	canarySuffix    = "-canary"
+	// CanarySuffix names the generated copies of the Service and Ingress: "<name>-canary".
+	CanarySuffix = "-canary"
 )
 
 // Target is one spec.strategy.<kind>.trafficRoutings entry of a Rollout in a release.
@@ -43,6 +44,9 @@ type Target struct {
 	Field string
 	// StableRevision and CanaryRevision are pod-template-hash values.
 	StableRevision, CanaryRevision string
+	// Endpoints says when the data plane can follow: no Service gets traffic before its
+	// EndpointSlices hold ready pods of its revision alone.
+	Endpoints Endpoints
 }
 
 // FieldError names the spec field a problem is about.
@@ -55,9 +59,9 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 type Router interface {
 	// Validate checks the referenced objects exist and can carry the requested steps; *FieldError on bad input (missing Service/Ingress/HTTPRoute, HTTPRoute without a backendRef to the Service, more than one header match for nginx, etc.). It changes nothing.
 	Validate(ctx context.Context, steps []v1alpha1.RolloutStep, stepsField string) error
-	// Route sends weight percent (0-100) of requests, and every request matching matches, to the canary revision. Idempotent: a no-op when already applied (no API write).
+	// Route sends weight percent (0-100) of requests, and every request matching matches, to the canary revision. Idempotent: a no-op when already applied (no API write). Before it sends the canary anything it waits for the canary Service's EndpointSlices: a *NotReadyError until they hold ready canary pods alone, with nothing routed yet. Sending nothing to the canary never waits.
 	Route(ctx context.Context, weight int32, matches []v1alpha1.HTTPRouteMatch) error
-	// Finish sends all traffic to winner (the stable revision on abort/cancel/disable/delete, the canary revision on completion), restores the user's Ingress/HTTPRoute exactly, deletes generated objects except that the stable Service stays pinned to winner. Idempotent.
+	// Finish sends all traffic to winner (the stable revision on abort/cancel/disable/delete, the canary revision on completion), restores the user's Ingress/HTTPRoute exactly, deletes generated objects except that the stable Service stays pinned to winner. It returns a *NotReadyError until the stable Service's EndpointSlices hold the winner's ready pods alone, and on completion it restores the routes only then. Idempotent: call it again until it returns nil.
 	Finish(ctx context.Context, winner string) error
 	// PinStable pins the stable Service to the stable revision, before a release's new
 	// pods exist, so they get no traffic the steps have not given them. Idempotent.
@@ -77,6 +81,24 @@ func New(c client.Client, t Target) Router {
 	default:
 		return &base
 	}
+}
+
+// ForRollout returns the routers of every trafficRoutings entry of ro's strategy, between
+// the revisions its status names. Abort paths (the controller's and the alert webhook's)
+// and the step machine all route through it.
+func ForRollout(c client.Client, ep Endpoints, ro *v1alpha1.Rollout) []Router {
+	st, field := ro.Spec.Strategy.Active()
+	if st == nil {
+		return nil
+	}
+	out := make([]Router, 0, len(st.TrafficRoutings))
+	for i, tr := range st.TrafficRoutings {
+		out = append(out, New(c, Target{
+			Rollout: ro, Routing: tr, Field: fmt.Sprintf("%s.trafficRoutings[%d]", field, i),
+			StableRevision: ro.Status.StableRevision, CanaryRevision: ro.Status.CanaryRevision, Endpoints: ep,
+		}))
+	}
+	return out
 }
 
 // conflictBackoff is longer than retry.DefaultRetry because a Service or HTTPRoute may be

@@ -50,11 +50,14 @@ var simEntries = []trafficsim.Entry{
 	{Kind: trafficsim.KindHTTPRoute, Name: "background", RPS: 50},
 }
 
-func startRolloutBed(t *testing.T) *rolloutBed {
+// startRolloutBed starts the bed with the simulator configured by sc (its entries and
+// tick; the client and namespace are the bed's).
+func startRolloutBed(t *testing.T, sc trafficsim.Config) *rolloutBed {
 	t.Helper()
 	c := testbed.StartCluster(t)
 	const ns = "default"
-	sim, err := trafficsim.New(trafficsim.Config{Client: c.Client, Namespace: ns, Entries: simEntries})
+	sc.Client, sc.Namespace = c.Client, ns
+	sim, err := trafficsim.New(sc)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -350,7 +353,7 @@ func blueGreenSteps(analysis bool) []v1alpha1.RolloutStep {
 // TestRollouts runs the release scenarios of seeds 000-002 on one cluster, one after the
 // other, asserting pods, selectors and weights at every step.
 func TestRollouts(t *testing.T) {
-	runRolloutScenarios(t, startRolloutBed(t), func(string) bool { return true })
+	runRolloutScenarios(t, startRolloutBed(t, trafficsim.Config{Entries: simEntries}), func(string) bool { return true })
 }
 
 // runRolloutScenarios runs the scenarios want selects, in order, on one bed.

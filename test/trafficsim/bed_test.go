@@ -10,7 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,6 +75,8 @@ func TestOnTheBed(t *testing.T) {
 	route.Namespace = ns
 	route.Spec.ParentRefs = []gatewayv1.ParentReference{{Name: "gateway"}}
 	require.NoError(t, c.Create(ctx, &route))
+	// This control plane runs no endpointslice controller: the test writes the slices.
+	writeSlices(ctx, t, c, ns)
 
 	canaryHeader := map[string]string{"X-Canary": "always"}
 	sim, err := New(Config{Client: c, Namespace: ns, Tick: 50 * time.Millisecond, Entries: []Entry{
@@ -149,6 +153,7 @@ func TestOnTheBed(t *testing.T) {
 		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(canaryPod), canaryPod))
 		canaryPod.Status.Conditions[0].Status = corev1.ConditionFalse
 		require.NoError(t, c.Status().Update(ctx, canaryPod))
+		writeSlices(ctx, t, c, ns)
 		noPods := Backend{Service: "web-canary"}
 		require.Eventually(t, func() bool {
 			return sim.Snapshot().Entry(KindHTTPRoute, "web").All[noPods] > 0
@@ -158,6 +163,31 @@ func TestOnTheBed(t *testing.T) {
 			return scrapeURL(ctx, t, metricsURL)[requests("HTTPRoute/web", noPods, "503")] > 0
 		}, time.Minute, 100*time.Millisecond, "requests to a Service without ready pods get 503")
 	})
+}
+
+// writeSlices writes the EndpointSlices the endpointslice controller would for the
+// Services and pods of ns as they are now.
+func writeSlices(ctx context.Context, t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	var svcs corev1.ServiceList
+	require.NoError(t, c.List(ctx, &svcs, client.InNamespace(ns)))
+	var pods corev1.PodList
+	require.NoError(t, c.List(ctx, &pods, client.InNamespace(ns)))
+	for _, want := range caughtUp(Objects{Services: svcs.Items, Pods: pods.Items}).EndpointSlices {
+		want.Namespace = ns
+		for i := range want.Endpoints {
+			want.Endpoints[i].TargetRef.Namespace = ns
+		}
+		var got discoveryv1.EndpointSlice
+		err := c.Get(ctx, client.ObjectKeyFromObject(&want), &got)
+		if apierrors.IsNotFound(err) {
+			require.NoError(t, c.Create(ctx, &want))
+			continue
+		}
+		require.NoError(t, err)
+		got.Endpoints = want.Endpoints
+		require.NoError(t, c.Update(ctx, &got))
+	}
 }
 
 // createPod creates p in ns and, if ready, reports it Ready through the status subresource
@@ -186,4 +216,59 @@ func scrapeURL(ctx context.Context, t *testing.T, url string) map[string]float64
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	return parseMetrics(t, resp.Body)
+}
+
+// TestJournalOnTheBed replays the routing after each write a real API server made, in its
+// order: a route weighted to a Service before its EndpointSlices exist shows as the 503
+// share it was, for the one write it lasted.
+func TestJournalOnTheBed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cp := testbed.StartControlPlane(t)
+	c := cp.Client
+	const ns = "journal"
+	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	stableSvc := service("shop", map[string]string{"app": "shop", podTemplateHash: "s1"})
+	stableSvc.Namespace = ns
+	stableSvc.Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 80}}
+	require.NoError(t, c.Create(ctx, &stableSvc))
+	for _, p := range concat(pods("shop", "s1", 2, nil), pods("shop", "c1", 1, nil)) {
+		createPod(ctx, t, c, ns, p, true)
+	}
+	writeSlices(ctx, t, c, ns)
+	route := httpRoute("shop", gatewayv1.HTTPRouteRule{BackendRefs: []gatewayv1.HTTPBackendRef{backendRef("shop", nil)}})
+	route.Namespace = ns
+	route.Spec.ParentRefs = []gatewayv1.ParentReference{{Name: "gateway"}}
+	require.NoError(t, c.Create(ctx, &route))
+
+	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: testbed.Scheme()})
+	require.NoError(t, err)
+	j, err := StartJournal(ctx, wc, ns)
+	require.NoError(t, err)
+
+	// The canary Service, then the weights, then (late) its slice.
+	canarySvc := service("shop-canary", map[string]string{"app": "shop", podTemplateHash: "c1"})
+	canarySvc.Namespace = ns
+	canarySvc.Spec.Ports = stableSvc.Spec.Ports
+	require.NoError(t, c.Create(ctx, &canarySvc))
+	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(&route), &route))
+	route.Spec.Rules[0].BackendRefs = []gatewayv1.HTTPBackendRef{backendRef("shop", ptr.To[int32](80)), backendRef("shop-canary", ptr.To[int32](20))}
+	require.NoError(t, c.Update(ctx, &route))
+	writeSlices(ctx, t, c, ns)
+
+	entry := Entry{Kind: KindHTTPRoute, Name: "shop"}
+	var got []Shares
+	require.Eventually(t, func() bool {
+		got = nil
+		j.Replay([]Entry{entry}, func(w Write, snap Snapshot) { got = append(got, snap.Entry(entry.Kind, entry.Name).All) })
+		return len(got) >= 3
+	}, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, j.Err())
+	stableB, canaryB := Backend{Service: "shop", Revision: "s1"}, Backend{Service: "shop-canary", Revision: "c1"}
+	assertShares(t, Shares{stableB: 1}, got[0], "the canary Service alone changes nothing")
+	assertShares(t, Shares{stableB: 0.8, {Service: "shop-canary"}: 0.2}, got[1], "weighted before its slice: 503s")
+	assertShares(t, Shares{stableB: 0.8, canaryB: 0.2}, got[len(got)-1], "then the slice")
 }

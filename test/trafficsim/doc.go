@@ -2,10 +2,13 @@
 // the simulator computes where requests would go from the live objects of one namespace and
 // exports what a real Prometheus scrapes and real analyses read.
 //
-// On every tick it lists Services, Pods, Ingresses and HTTPRoutes and routes each entry
-// point's requests:
-//   - a Service spreads over its Ready, non-terminating pods in proportion to the number of
-//     pods of each revision (label pod-template-hash); with no such pod, requests get 503;
+// On every tick it lists Services, EndpointSlices, Pods, Ingresses and HTTPRoutes and
+// routes each entry point's requests:
+//   - a Service spreads over the ready endpoints of its EndpointSlices, as a data plane
+//     does, in proportion to the number of endpoints of each revision (the pods' label
+//     pod-template-hash, or controller-revision-hash for a StatefulSet's); slices the
+//     endpointslice controller has not caught up on route to the pods they still hold, and
+//     with no ready endpoint requests get 503;
 //   - an Ingress follows ingress-nginx canaries: a canary Ingress (canary: "true") sharing a
 //     host and path takes the requests whose canary-by-header header equals
 //     canary-by-header-value ("always" without it; "never" keeps them off the canary) or

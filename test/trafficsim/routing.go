@@ -10,8 +10,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -35,19 +35,34 @@ const (
 	nginxCanaryWeightTotal   = "nginx.ingress.kubernetes.io/canary-weight-total"
 )
 
-const podTemplateHash = "pod-template-hash"
+// The pod labels naming a revision: a Deployment's pods carry the first, a StatefulSet's
+// the second.
+const (
+	podTemplateHash       = "pod-template-hash"
+	controllerRevisionKey = "controller-revision-hash"
+)
+
+// revisionOf is the revision a pod runs.
+func revisionOf(p *corev1.Pod) string {
+	if h, ok := p.Labels[podTemplateHash]; ok {
+		return h
+	}
+	return p.Labels[controllerRevisionKey]
+}
 
 // Objects are the objects of one namespace the routing reads.
 type Objects struct {
-	Services   []corev1.Service
-	Pods       []corev1.Pod
-	Ingresses  []networkingv1.Ingress
-	HTTPRoutes []gatewayv1.HTTPRoute
+	Services       []corev1.Service
+	EndpointSlices []discoveryv1.EndpointSlice
+	Pods           []corev1.Pod
+	Ingresses      []networkingv1.Ingress
+	HTTPRoutes     []gatewayv1.HTTPRoute
 }
 
 // Backend is where a share of requests ends: the pods of one revision behind a Service.
-// Revision is empty when the Service has no Ready pod (the requests get 503) or its pods
-// carry no pod-template-hash; Service is empty too when nothing routes the requests (404).
+// Revision is empty when the Service's EndpointSlices hold no ready endpoint (the requests
+// get 503) or its pods carry no revision label; Service is empty too when nothing routes
+// the requests (404).
 type Backend struct {
 	Service  string
 	Revision string
@@ -100,15 +115,16 @@ func unrouted() Shares { return Shares{{}: 1} }
 // world indexes one read of the objects for routing and memoizes per-Service results.
 type world struct {
 	services  map[string]*corev1.Service
-	ingresses []*networkingv1.Ingress // sorted by name, so the choice among canaries is stable
+	slices    map[string][]*discoveryv1.EndpointSlice // by Service name
+	ingresses []*networkingv1.Ingress                 // sorted by name, so the choice among canaries is stable
 	routes    map[string]*gatewayv1.HTTPRoute
-	ready     []*corev1.Pod
+	pods      map[string]*corev1.Pod // by name
 
 	revisions map[string][]revision // by Service name
 	problems  map[string]bool
 }
 
-// revision is the Ready pods of one pod-template-hash behind a Service.
+// revision is the pods of one revision that a Service's EndpointSlices hold ready.
 type revision struct {
 	name string
 	pods int
@@ -121,7 +137,9 @@ type revision struct {
 func newWorld(objs Objects) *world {
 	w := &world{
 		services:  map[string]*corev1.Service{},
+		slices:    map[string][]*discoveryv1.EndpointSlice{},
 		routes:    map[string]*gatewayv1.HTTPRoute{},
+		pods:      map[string]*corev1.Pod{},
 		revisions: map[string][]revision{},
 		problems:  map[string]bool{},
 	}
@@ -135,21 +153,16 @@ func newWorld(objs Objects) *world {
 	for i := range objs.HTTPRoutes {
 		w.routes[objs.HTTPRoutes[i].Name] = &objs.HTTPRoutes[i]
 	}
-	for i := range objs.Pods {
-		if p := &objs.Pods[i]; p.DeletionTimestamp == nil && podReady(p) {
-			w.ready = append(w.ready, p)
+	for i := range objs.EndpointSlices {
+		es := &objs.EndpointSlices[i]
+		if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
+			w.slices[svc] = append(w.slices[svc], es)
 		}
+	}
+	for i := range objs.Pods {
+		w.pods[objs.Pods[i].Name] = &objs.Pods[i]
 	}
 	return w
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func (w *world) problem(format string, args ...any) {
@@ -225,31 +238,40 @@ func (w *world) serviceShares(name string) Shares {
 	return out
 }
 
-// serviceRevisions groups the Ready pods a Service selects by revision. A missing Service,
-// or one without a selector (its endpoints are not pods), has none.
+// serviceRevisions groups the endpoints a Service's EndpointSlices hold ready by the
+// revision of their pods, as a proxy sees them: a slice the endpointslice controller has
+// not updated yet still sends requests to the pods it holds. A missing Service, or one
+// without a selector (its endpoints are not pods), has none; so has an endpoint whose pod
+// is gone.
 func (w *world) serviceRevisions(name string) []revision {
 	if revs, ok := w.revisions[name]; ok {
 		return revs
 	}
 	var revs []revision
 	if svc, ok := w.services[name]; ok && len(svc.Spec.Selector) > 0 {
-		sel := labels.SelectorFromSet(svc.Spec.Selector)
 		index := map[string]int{}
-		for _, p := range w.ready {
-			if !sel.Matches(labels.Set(p.Labels)) {
-				continue
+		for _, es := range w.slices[name] {
+			for _, ep := range es.Endpoints {
+				// The API tells consumers to take an unknown readiness as ready.
+				if (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) || ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
+					continue
+				}
+				p, ok := w.pods[ep.TargetRef.Name]
+				if !ok {
+					continue
+				}
+				hash := revisionOf(p)
+				i, ok := index[hash]
+				if !ok {
+					i = len(revs)
+					index[hash] = i
+					revs = append(revs, revision{name: hash})
+				}
+				errRate, latency := w.podBehaviour(p)
+				revs[i].pods++
+				revs[i].errorRate += errRate
+				revs[i].latency += latency
 			}
-			hash := p.Labels[podTemplateHash]
-			i, ok := index[hash]
-			if !ok {
-				i = len(revs)
-				index[hash] = i
-				revs = append(revs, revision{name: hash})
-			}
-			errRate, latency := w.podBehaviour(p)
-			revs[i].pods++
-			revs[i].errorRate += errRate
-			revs[i].latency += latency
 		}
 		for i := range revs {
 			revs[i].errorRate /= float64(revs[i].pods)

@@ -6,10 +6,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/promgate/promgate/test/testbed"
 )
 
 const ns = "shop"
@@ -123,6 +127,36 @@ func base() Objects {
 	}
 }
 
+// caughtUp gives objs the EndpointSlices the endpointslice controller writes once it has
+// caught up: one per Service with a selector, an endpoint per selected pod, ready when the
+// pod is Ready and not terminating.
+func caughtUp(objs Objects) Objects {
+	objs.EndpointSlices = nil
+	for _, svc := range objs.Services {
+		if len(svc.Spec.Selector) == 0 {
+			continue
+		}
+		es := discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: svc.Name + "-x1", Labels: map[string]string{discoveryv1.LabelServiceName: svc.Name}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+		}
+		sel := labels.SelectorFromSet(svc.Spec.Selector)
+		for _, p := range objs.Pods {
+			if !sel.Matches(labels.Set(p.Labels)) {
+				continue
+			}
+			ready := p.DeletionTimestamp == nil && testbed.PodReady(&p)
+			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+				Addresses:  []string{"10.0.0.1"},
+				Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: p.Name},
+			})
+		}
+		objs.EndpointSlices = append(objs.EndpointSlices, es)
+	}
+	return objs
+}
+
 func with(objs Objects, f func(*Objects)) Objects {
 	f(&objs)
 	return objs
@@ -153,6 +187,43 @@ func TestRoute(t *testing.T) {
 			}),
 			entry: Entry{Kind: KindService, Name: "shop-all"},
 			plain: Shares{allBlue: 0.75, allGreen: 0.25},
+		},
+		{
+			name: "slices not caught up with a new selector still reach the old pods",
+			objs: with(caughtUp(base()), func(o *Objects) {
+				o.Services[0].Spec.Selector[podTemplateHash] = "c1"
+			}),
+			entry: Entry{Kind: KindService, Name: "shop"},
+			plain: Shares{stable: 1},
+		},
+		{
+			name: "slices not caught up with new pods are a 503 backend",
+			objs: with(caughtUp(with(base(), func(o *Objects) { o.Pods = pods("shop", "s1", 3, nil) })), func(o *Objects) {
+				o.Pods = concat(o.Pods, pods("shop", "c1", 2, nil))
+			}),
+			entry: Entry{Kind: KindService, Name: "shop-canary"},
+			plain: Shares{{Service: "shop-canary"}: 1},
+		},
+		{
+			name: "an endpoint whose pod is gone takes nothing",
+			objs: with(caughtUp(base()), func(o *Objects) {
+				o.Pods = o.Pods[1:]
+			}),
+			entry: Entry{Kind: KindService, Name: "shop-all"},
+			plain: Shares{allBlue: 2.0 / 3, allGreen: 1.0 / 3},
+		},
+		{
+			name: "StatefulSet pods are told apart by controller-revision-hash",
+			objs: with(base(), func(o *Objects) {
+				o.Pods = concat(pods("db", "x", 2, nil), pods("db", "y", 1, nil))
+				for i := range o.Pods {
+					o.Pods[i].Labels[controllerRevisionKey] = o.Pods[i].Labels[podTemplateHash]
+					delete(o.Pods[i].Labels, podTemplateHash)
+				}
+				o.Services = []corev1.Service{service("db", map[string]string{"app": "db"})}
+			}),
+			entry: Entry{Kind: KindService, Name: "db"},
+			plain: Shares{{Service: "db", Revision: "x"}: 2.0 / 3, {Service: "db", Revision: "y"}: 1.0 / 3},
 		},
 		{
 			name:  "service without ready pods is a 503 backend",
@@ -512,7 +583,11 @@ func TestRoute(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			snap := Route(tt.objs, []Entry{tt.entry})
+			objs := tt.objs
+			if objs.EndpointSlices == nil {
+				objs = caughtUp(objs)
+			}
+			snap := Route(objs, []Entry{tt.entry})
 			split := snap.Entry(tt.entry.Kind, tt.entry.Name)
 			header, all := tt.header, tt.all
 			if header == nil {
@@ -548,7 +623,7 @@ func TestRouteBehaviour(t *testing.T) {
 		pods("shop", "c1", 1, map[string]string{AnnotationErrorRate: " 0.5 "}),
 	)
 	objs.Pods[2].Name = "odd-one"
-	w := newWorld(objs)
+	w := newWorld(caughtUp(objs))
 	blue, ok := w.revision(allBlue)
 	assert.True(t, ok)
 	assert.Equal(t, revision{name: "s1", pods: 3, errorRate: (0.1 + 0.1 + 0.3) / 3, latency: (20 + 20 + 40) * time.Millisecond / 3}, blue)

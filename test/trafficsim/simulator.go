@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -242,6 +243,11 @@ func (s *Simulator) read(ctx context.Context) (Objects, error) {
 		return objs, fmt.Errorf("listing Services in %s: %w", s.namespace, err)
 	}
 	objs.Services = services.Items
+	var slices discoveryv1.EndpointSliceList
+	if err := s.client.List(ctx, &slices, in); err != nil {
+		return objs, fmt.Errorf("listing EndpointSlices in %s: %w", s.namespace, err)
+	}
+	objs.EndpointSlices = slices.Items
 	var pods corev1.PodList
 	if err := s.client.List(ctx, &pods, in); err != nil {
 		return objs, fmt.Errorf("listing Pods in %s: %w", s.namespace, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -37,6 +38,9 @@ func fakeClient(t *testing.T, objs Objects, funcs interceptor.Funcs) client.With
 	b := fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(funcs)
 	for i := range objs.Services {
 		b = b.WithObjects(&objs.Services[i])
+	}
+	for i := range objs.EndpointSlices {
+		b = b.WithObjects(&objs.EndpointSlices[i])
 	}
 	for i := range objs.Pods {
 		b = b.WithObjects(&objs.Pods[i])
@@ -155,7 +159,7 @@ func release() Objects {
 		ingress("shop", "shop.example.com", "/", "shop", nil),
 		canary("shop-canary", "shop-canary", map[string]string{nginxCanaryWeight: "30", nginxCanaryByHeader: "X-Canary"}),
 	}
-	return objs
+	return caughtUp(objs)
 }
 
 func TestEmitIsExact(t *testing.T) {
@@ -209,7 +213,7 @@ func TestEmitCarriesFractions(t *testing.T) {
 		{Kind: KindService, Name: "shop", RPS: 1},
 	}})
 	require.NoError(t, err)
-	s.observe(objs, time.Now())
+	s.observe(caughtUp(objs), time.Now())
 	total := func() (float64, float64) {
 		got := scrape(t, s.Handler())
 		return got[requests("Service/shop", stable, "200")] + got[requests("Service/shop", stable, "500")], got[requests("Service/shop", stable, "500")]
@@ -245,6 +249,7 @@ func TestInvalidAnnotationsUseDefaults(t *testing.T) {
 		{Kind: KindService, Name: "shop", RPS: 10},
 	}})
 	require.NoError(t, err)
+	objs = caughtUp(objs)
 	fresh := s.observe(objs, time.Now())
 	assert.Len(t, fresh, 2)
 	assert.Equal(t, fresh, s.Snapshot().Problems)
@@ -335,7 +340,7 @@ func TestReadListsWhatEntriesNeed(t *testing.T) {
 	require.NoError(t, err)
 	objs, err := s.read(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, []string{"ServiceList", "PodList", "IngressList"}, listed)
+	assert.Equal(t, []string{"ServiceList", "EndpointSliceList", "PodList", "IngressList"}, listed)
 	assert.Len(t, objs.Pods, 4)
 	assert.Len(t, objs.Ingresses, 2)
 	assert.Equal(t, Route(release(), s.entries).Entries, Route(objs, s.entries).Entries)
@@ -345,6 +350,8 @@ func typeName(list client.ObjectList) string {
 	switch list.(type) {
 	case *corev1.ServiceList:
 		return "ServiceList"
+	case *discoveryv1.EndpointSliceList:
+		return "EndpointSliceList"
 	case *corev1.PodList:
 		return "PodList"
 	case *networkingv1.IngressList:

@@ -267,9 +267,8 @@ type state struct {
 	c *fencedClient
 	// ep tells when a Service's EndpointSlices can carry traffic.
 	ep traffic.Endpoints
-	// Set by load.
-	d    *appsv1.Deployment
-	revs revisions
+	// w is the workload, set by load.
+	w workload
 	// readyBy is who moved the step to StepReady in this reconcile; unset, a human did.
 	readyBy v1alpha1.Decider
 	events  []pendingEvent

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -147,8 +148,45 @@ func (s *state) pull(ctx context.Context) (reconcile.Result, *v1alpha1.AlertAbor
 	}
 	for _, al := range firing {
 		if s.matchers.Match(al.Labels) {
-			return reconcile.Result{}, alerts.NewAlertAbort(al, "pull", s.now)
+			return reconcile.Result{}, alerts.NewAlertAbort(al, alerts.SourcePull, s.now)
 		}
 	}
 	return reconcile.Result{RequeueAfter: pullInterval}, nil
+}
+
+// background runs the Rollout's background analysis from its starting step; done says
+// the release must not move on in this pass.
+func (s *state) background(ctx context.Context) (res reconcile.Result, done bool, err error) {
+	bg := s.ro.Spec.Analysis
+	st := &s.ro.Status
+	if bg == nil || st.CanaryRevision == "" || st.CurrentStepIndex < ptr.Deref(bg.StartingStep, 1) {
+		return res, false, nil
+	}
+	if st.AnalysisRuns.Background == "" {
+		st.AnalysisRuns.Background = runName(s.ro, "background", s.now)
+		return reconcile.Result{Requeue: true}, true, nil
+	}
+	run, err := s.ensureRun(ctx, st.AnalysisRuns.Background, &bg.RolloutAnalysis, "spec.analysis", "background")
+	if err != nil {
+		return res, true, err
+	}
+	switch run.Status.Phase {
+	case v1alpha1.AnalysisPhaseFailed, v1alpha1.AnalysisPhaseError:
+		s.verdict(string(run.Status.Phase), v1alpha1.DecidedByAnalysis, decisive(run))
+		return res, true, s.abort(ctx, fmt.Sprintf("background analysis %s %s: %s", run.Name, run.Status.Phase, run.Status.Message), v1alpha1.DecidedByAnalysis)
+	case v1alpha1.AnalysisPhaseInconclusive:
+		if st.CurrentStepState == v1alpha1.StepReady {
+			// A human approved past it: measure afresh from here.
+			st.AnalysisRuns.Background = ""
+			return res, false, nil
+		}
+		if st.CurrentStepState != v1alpha1.StepPaused {
+			s.enter(st.CurrentStepIndex, v1alpha1.StepPaused)
+		}
+		st.Phase = v1alpha1.RolloutPhasePaused
+		st.Message = fmt.Sprintf("background analysis %s is inconclusive: %s; approve, retry or jump", run.Name, run.Status.Message)
+		s.setCondition(ConditionProgressing, metav1.ConditionFalse, "AnalysisInconclusive", st.Message)
+		return res, true, nil
+	}
+	return res, false, nil
 }

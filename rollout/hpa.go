@@ -27,7 +27,7 @@ func (s *state) setHPAs(ctx context.Context, disabled bool) error {
 	for i := range list.Items {
 		h := &list.Items[i]
 		ref := h.Spec.ScaleTargetRef
-		if ref.Kind != "Deployment" {
+		if ref.Kind != s.w.scaleTargetKind() {
 			continue
 		}
 		isOurs := ref.Name == name

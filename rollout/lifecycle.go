@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -21,26 +18,20 @@ import (
 // stable revision and it is paused, so the next template waits for the Rollout.
 func (s *state) adopt(ctx context.Context) (reconcile.Result, error) {
 	st := &s.ro.Status
-	if !rolledOut(s.d) || s.revs.current == nil {
+	if !s.w.rolledOut() || s.w.current() == "" {
 		st.Phase = v1alpha1.RolloutPhaseInitial
-		st.Message = fmt.Sprintf("waiting for Deployment %s to finish its own rollout", s.d.Name)
+		st.Message = fmt.Sprintf("waiting for %s to finish its own rollout", s.w.describe())
 		return reconcile.Result{RequeueAfter: waitPoll}, nil
 	}
-	if err := s.keepAdopted(ctx); err != nil {
+	if err := s.w.adopt(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
-	st.StableRevision = hashOf(s.revs.current)
+	st.StableRevision = s.w.current()
 	st.Phase = v1alpha1.RolloutPhaseHealthy
 	st.Message = "workload deployment is completed"
 	s.setCondition(ConditionProgressing, metav1.ConditionFalse, "Healthy", st.Message)
-	s.event(corev1.EventTypeNormal, "Adopted", "Deployment %s at revision %s; new pod templates are released by this Rollout", s.d.Name, st.StableRevision)
+	s.event(corev1.EventTypeNormal, "Adopted", "%s at revision %s; new pod templates are released by this Rollout", s.w.describe(), st.StableRevision)
 	return reconcile.Result{}, nil
-}
-
-// keepAdopted keeps the Deployment paused with its own fields saved, between releases.
-func (s *state) keepAdopted(ctx context.Context) error {
-	_, err := s.updateDeployment(ctx, func(d *appsv1.Deployment) (bool, error) { return adopt(d, s.ro.Name) })
-	return err
 }
 
 // start begins a release of the Deployment's template at step 1.
@@ -48,13 +39,13 @@ func (s *state) start(why string) {
 	st := &s.ro.Status
 	st.Phase = v1alpha1.RolloutPhaseProgressing
 	st.CanaryRevision = ""
-	if s.revs.current != nil && hashOf(s.revs.current) != st.StableRevision {
-		st.CanaryRevision = hashOf(s.revs.current)
+	if cur := s.w.current(); cur != "" && cur != st.StableRevision {
+		st.CanaryRevision = cur
 	}
 	st.ReleaseStartedAt = &metav1.Time{Time: s.now}
 	st.AbortReason = ""
 	st.AnalysisRuns = v1alpha1.RolloutAnalysisRuns{}
-	s.event(corev1.EventTypeNormal, "ReleaseStarted", "release of %s started at step 1: %s", s.d.Name, why)
+	s.event(corev1.EventTypeNormal, "ReleaseStarted", "release of %s started at step 1: %s", s.ro.Spec.WorkloadRef.Name, why)
 	if s.heldAtStart() {
 		s.holdForWindow()
 		return
@@ -113,38 +104,11 @@ func (s *state) abort(ctx context.Context, reason string, by v1alpha1.Decider) e
 	return nil
 }
 
-// freeze pauses the Deployment where it is, so the Deployment controller no longer rolls
-// the new version out, and holds the aborted split (split.go): the stable version at the
-// Deployment's size, the new one as it is or, with abortScaleDown, scaled away.
+// freeze holds an aborted release where it is: the stable version at full size, the new
+// one kept for diagnosis or, with abortScaleDown, scaled away.
 func (s *state) freeze(ctx context.Context) error {
 	st, _ := s.ro.Spec.Strategy.Active()
-	splitFor := func(n int32, revs revisions) (split, error) {
-		var canary int32
-		if revs.current != nil && hashOf(revs.current) != s.ro.Status.StableRevision {
-			canary = ptr.Deref(revs.current.Spec.Replicas, 0)
-		}
-		return abortedSplit(n, canary, st.AbortScaleDown), nil
-	}
-	// Paused first, with the surge the release had: the ReplicaSets fill it already.
-	d, err := s.updateDeployment(ctx, func(d *appsv1.Deployment) (bool, error) {
-		changed := !d.Spec.Paused
-		d.Spec.Paused = true
-		return changed, nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := s.correct(ctx, d, splitFor); err != nil {
-		return err
-	}
-	_, err = s.updateDeployment(ctx, func(d *appsv1.Deployment) (bool, error) {
-		sp, err := splitFor(ptr.Deref(d.Spec.Replicas, 1), s.revs)
-		if err != nil {
-			return false, err
-		}
-		return hold(d, sp.surge, true), nil
-	})
-	return err
+	return s.w.freeze(ctx, s.ro.Status.StableRevision, st.AbortScaleDown)
 }
 
 // holdAborted keeps an aborted release where it is: traffic on the stable version.
@@ -164,7 +128,7 @@ func (s *state) complete(ctx context.Context, by v1alpha1.Decider) (reconcile.Re
 	if err := s.finishAll(ctx, st.CanaryRevision); err != nil && !isNotReady(err) {
 		return reconcile.Result{}, err
 	}
-	if _, err := s.updateDeployment(ctx, func(d *appsv1.Deployment) (bool, error) { return release(d, true) }); err != nil {
+	if err := s.w.finish(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
 	s.report(v1alpha1.RolloutPhaseCompleted, by, "every step passed")
@@ -184,7 +148,7 @@ func (s *state) cancel(ctx context.Context) (reconcile.Result, error) {
 			return reconcile.Result{}, err
 		}
 	}
-	if _, err := s.updateDeployment(ctx, func(d *appsv1.Deployment) (bool, error) { return release(d, true) }); err != nil {
+	if err := s.w.finish(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
 	if st.Phase != v1alpha1.RolloutPhaseCancelled {
@@ -210,10 +174,9 @@ func (s *state) settle(ctx context.Context) (reconcile.Result, error) {
 	if st.Phase == v1alpha1.RolloutPhaseCancelled {
 		winner = st.StableRevision
 	}
-	// Until it is settled the Deployment runs its own strategy: were it held again (a
+	// Until it is settled the workload runs its own strategy: were it held again (a
 	// write raced the completion), no new pod would ever become available.
-	d, err := s.updateDeployment(ctx, func(d *appsv1.Deployment) (bool, error) { return release(d, true) })
-	if err != nil {
+	if err := s.w.finish(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
 	if err := s.finishAll(ctx, winner); err != nil {
@@ -224,13 +187,13 @@ func (s *state) settle(ctx context.Context) (reconcile.Result, error) {
 		st.Message = "the release is over; before the routes go back, " + nr.Error()
 		return reconcile.Result{RequeueAfter: waitPoll}, nil
 	}
-	if !rolledOut(d) || s.revs.current == nil || hashOf(s.revs.current) != winner {
+	if !s.w.rolledOut() || s.w.current() != winner {
 		return reconcile.Result{RequeueAfter: waitPoll}, nil
 	}
 	if err := s.unpinAll(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := s.keepAdopted(ctx); err != nil {
+	if err := s.w.adopt(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
 	if err := s.setHPAs(ctx, false); err != nil {
@@ -247,17 +210,17 @@ func (s *state) settle(ctx context.Context) (reconcile.Result, error) {
 	return reconcile.Result{}, nil
 }
 
-// letGo undoes a release and gives the Deployment back as it was, for disable and delete.
-// A Rollout that never managed the Deployment (say, a second one on it) touches nothing.
+// letGo undoes a release and gives the workload back as it was, for disable and delete.
+// A Rollout that never managed the workload (say, a second one on it) touches nothing.
 func (s *state) letGo(ctx context.Context) error {
-	var d appsv1.Deployment
-	if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.ro.Namespace, Name: s.ro.Spec.WorkloadRef.Name}, &d); err != nil {
-		return client.IgnoreNotFound(err)
+	w, err := s.loadWorkload(ctx)
+	if w == nil || err != nil {
+		return err
 	}
-	if d.Annotations[managedByAnnotation] != s.ro.Name {
+	if !w.managed() {
 		return nil
 	}
-	s.d = &d
+	s.w = w
 	st := &s.ro.Status
 	s.stopRuns(ctx)
 	if st.StableRevision != "" && st.CanaryRevision != "" {
@@ -273,8 +236,7 @@ func (s *state) letGo(ctx context.Context) error {
 	if err := s.setHPAs(ctx, false); err != nil {
 		return err
 	}
-	_, err := s.updateDeployment(ctx, func(d *appsv1.Deployment) (bool, error) { return release(d, false) })
-	return err
+	return s.w.restore(ctx)
 }
 
 func isNotReady(err error) bool {

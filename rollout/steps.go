@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/promgate/promgate/api/v1alpha1"
@@ -32,7 +31,7 @@ func (s *state) reconcile(ctx context.Context) (reconcile.Result, error) {
 	}
 	s.setCondition(ConditionValid, metav1.ConditionTrue, "Valid", "the workload, traffic routings and steps are usable")
 	st := &s.ro.Status
-	st.ObservedWorkloadGeneration = s.d.Generation
+	st.ObservedWorkloadGeneration = s.w.generation()
 	if s.ro.Spec.Disabled {
 		return s.disable(ctx)
 	}
@@ -43,8 +42,8 @@ func (s *state) reconcile(ctx context.Context) (reconcile.Result, error) {
 		if st.CanaryRevision != "" {
 			return s.settle(ctx)
 		}
-		if s.matches(st.StableRevision) {
-			return reconcile.Result{}, s.keepAdopted(ctx)
+		if s.w.runs(st.StableRevision) {
+			return reconcile.Result{}, s.w.adopt(ctx)
 		}
 		s.start("a new pod template")
 	}
@@ -58,12 +57,6 @@ func (s *state) releasing() bool {
 		return true
 	}
 	return false
-}
-
-// matches says whether the Deployment's pod template is the revision hash's.
-func (s *state) matches(hash string) bool {
-	rs := s.revs.byHash[hash]
-	return rs != nil && equalIgnoreHash(&rs.Spec.Template, &s.d.Spec.Template)
 }
 
 // enter moves to a step and state.
@@ -97,9 +90,9 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 	n := int32(len(steps))
 
 	switch {
-	case s.matches(st.StableRevision):
+	case s.w.runs(st.StableRevision):
 		return s.cancel(ctx)
-	case st.CanaryRevision != "" && !s.matches(st.CanaryRevision):
+	case st.CanaryRevision != "" && !s.w.runs(st.CanaryRevision):
 		// A newer template: the release restarts with it, from stable traffic.
 		if err := s.routeAll(ctx, 0, nil); err != nil {
 			return reconcile.Result{}, err
@@ -108,8 +101,8 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 		s.start("the pod template changed during the release")
 	}
 	if st.CanaryRevision == "" {
-		if s.revs.current != nil && hashOf(s.revs.current) != st.StableRevision {
-			st.CanaryRevision = hashOf(s.revs.current)
+		if cur := s.w.current(); cur != "" && cur != st.StableRevision {
+			st.CanaryRevision = cur
 		}
 	}
 
@@ -135,8 +128,8 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 	}
 	// A scaling event (kubectl scale, an HPA) moves pods between the revisions in any
 	// state, so the split is held in every state; StepUpgrade holds its own step's below.
-	if held(s.d) && st.CurrentStepState != v1alpha1.StepUpgrade && st.CurrentStepIndex >= 1 && st.CurrentStepIndex <= n {
-		if _, err := s.keepSplit(ctx, st.CurrentStepIndex); err != nil {
+	if s.w.held() && st.CurrentStepState != v1alpha1.StepUpgrade && st.CurrentStepIndex >= 1 && st.CurrentStepIndex <= n {
+		if _, err := s.w.step(ctx, st.StableRevision, s.replicasAt(st.CurrentStepIndex)); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
@@ -160,12 +153,12 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 		switch st.CurrentStepState {
 		case v1alpha1.StepUpgrade:
 			st.Phase = v1alpha1.RolloutPhaseProgressing
-			ready, msg, err := s.upgrade(ctx)
+			p, err := s.upgrade(ctx)
 			if err != nil {
 				return reconcile.Result{}, err
 			}
-			st.Message = prefix + ", and upgrade workload to new version: " + msg
-			if !ready {
+			st.Message = prefix + ", and upgrade workload to new version: " + p.String()
+			if !p.done {
 				s.setCondition(ConditionProgressing, metav1.ConditionTrue, "StepUpgrade", st.Message)
 				return reconcile.Result{RequeueAfter: waitPoll}, nil
 			}
@@ -273,35 +266,22 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 	return reconcile.Result{Requeue: true}, nil
 }
 
-// upgrade has the Deployment controller run the step's new pods beside the old ones and
-// says whether they are ready.
-func (s *state) upgrade(ctx context.Context) (bool, string, error) {
+// upgrade has the workload run the step's new pods beside the old ones and says how far
+// they are.
+func (s *state) upgrade(ctx context.Context) (stepProgress, error) {
 	if err := s.setHPAs(ctx, true); err != nil {
-		return false, "", err
+		return stepProgress{}, err
 	}
 	if s.ro.Status.CanaryRevision == "" {
 		// The new pods are about to exist: until a step routes to them, the stable
 		// Service must not select them.
 		for _, rt := range s.routers() {
 			if err := rt.PinStable(ctx); err != nil {
-				return false, "", fmt.Errorf("pinning the stable Service before new pods start: %w", err)
+				return stepProgress{}, fmt.Errorf("pinning the stable Service before new pods start: %w", err)
 			}
 		}
 	}
-	sp, err := s.keepSplit(ctx, s.ro.Status.CurrentStepIndex)
-	if err != nil {
-		return false, "", err
-	}
-	rs := s.revs.byHash[s.ro.Status.CanaryRevision]
-	if s.ro.Status.CanaryRevision == "" || rs == nil {
-		return false, "waiting for the Deployment controller to create the new ReplicaSet", nil
-	}
-	stable := s.revs.byHash[s.ro.Status.StableRevision]
-	ready := rs.Status.ReadyReplicas
-	msg := fmt.Sprintf("%d/%d new pods ready", ready, sp.want)
-	done := ptr.Deref(rs.Spec.Replicas, 0) == sp.canary && rs.Status.ObservedGeneration >= rs.Generation && ready >= sp.want &&
-		(stable == nil || ptr.Deref(stable.Spec.Replicas, 0) == sp.stable)
-	return done, msg, nil
+	return s.w.step(ctx, s.ro.Status.StableRevision, s.replicasAt(s.ro.Status.CurrentStepIndex))
 }
 
 // afterAnalysis moves past a step's successful analysis: to its pause, if any.

@@ -1,15 +1,11 @@
 package rollout
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/rollout/traffic"
@@ -67,54 +63,4 @@ func parsePercent(s string) (int32, error) {
 		return 0, fmt.Errorf("%q is not a percentage from 0%% to 100%%", s)
 	}
 	return int32(n), nil
-}
-
-// load reads the Deployment and checks the references: the Deployment exists, no other
-// Rollout releases it, and every traffic routing's objects can carry the steps.
-func (s *state) load(ctx context.Context) error {
-	if err := validateSpec(s.ro); err != nil {
-		return err
-	}
-	if err := s.loadGates(); err != nil {
-		return err
-	}
-	ref := s.ro.Spec.WorkloadRef
-	var d appsv1.Deployment
-	if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.ro.Namespace, Name: ref.Name}, &d); err != nil {
-		if apierrors.IsNotFound(err) {
-			return fieldErr("spec.workloadRef.name", "Deployment %q not found in namespace %s", ref.Name, s.ro.Namespace)
-		}
-		return fmt.Errorf("reading Deployment %s: %w", ref.Name, err)
-	}
-	s.d = &d
-	var others v1alpha1.RolloutList
-	if err := s.c.List(ctx, &others, client.InNamespace(s.ro.Namespace), client.MatchingFields{workloadIndex: ref.Name}); err != nil {
-		return fmt.Errorf("listing Rollouts of Deployment %s: %w", ref.Name, err)
-	}
-	for _, o := range others.Items {
-		if o.Name != s.ro.Name && o.DeletionTimestamp == nil && firstOf(&o, s.ro) {
-			return fieldErr("spec.workloadRef.name", "Deployment %q is already released by Rollout %q", ref.Name, o.Name)
-		}
-	}
-	revs, err := readRevisions(ctx, s.c, &d)
-	if err != nil {
-		return err
-	}
-	s.revs = revs
-	_, field := s.ro.Spec.Strategy.Active()
-	for _, rt := range s.routers() {
-		if err := rt.Validate(ctx, s.steps(), field+".steps"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// firstOf says whether a was created before b, so of two Rollouts on one Deployment the
-// older keeps it.
-func firstOf(a, b *v1alpha1.Rollout) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
 }

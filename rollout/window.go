@@ -3,6 +3,7 @@ package rollout
 import (
 	"strings"
 	"time"
+
 	// Embedded zone data so IANA zones resolve in images without /usr/share/zoneinfo.
 	_ "time/tzdata"
 

@@ -2,284 +2,60 @@ package rollout
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"math"
-	"sort"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-const (
-	// originalAnnotation keeps the Deployment fields promgate changes, as they were before
-	// the Rollout took the Deployment over, so they are restored exactly.
-	originalAnnotation = "promgate.io/original-deployment"
-	// managedByAnnotation names the Rollout that manages the Deployment.
-	managedByAnnotation = "promgate.io/rollout"
-
-	// Kruise's constants: new pods never become available, so the Deployment controller
-	// never scales the old version down, and never reports the rollout as stuck.
-	holdMinReadySeconds         = math.MaxInt32 - 1
-	holdProgressDeadlineSeconds = math.MaxInt32
-)
-
-// originalDeployment is what promgate changes on a Deployment.
-type originalDeployment struct {
-	Paused                  bool                      `json:"paused,omitempty"`
-	Strategy                appsv1.DeploymentStrategy `json:"strategy"`
-	MinReadySeconds         int32                     `json:"minReadySeconds,omitempty"`
-	ProgressDeadlineSeconds *int32                    `json:"progressDeadlineSeconds,omitempty"`
+// workload is what a Rollout releases, as the step machine sees it: a Deployment
+// (deployment.go). It holds the view of the workload one reconcile read and writes
+// through the reconcile's fenced client. Revisions are the names status records: the
+// pod-template-hash of a Deployment's ReplicaSets.
+type workload interface {
+	// describe names it for messages, e.g. "Deployment web".
+	describe() string
+	generation() int64
+	// current is the revision of the workload's template; "" until it exists.
+	current() string
+	// runs says whether rev is the revision of the workload's template.
+	runs(rev string) bool
+	// rolledOut says every pod runs the template and is available.
+	rolledOut() bool
+	// held says a release holds it: new pods come only by the steps.
+	held() bool
+	// managed says this Rollout took it over; a second Rollout on it never did.
+	managed() bool
+	// scaleTargetKind is the kind an HPA scaling it names.
+	scaleTargetKind() string
+	// adopt saves what a release changes and keeps a new template from rolling out on its
+	// own. Idempotent.
+	adopt(ctx context.Context) error
+	// step holds it at a step: replicas (a count or a percentage of its size) of the
+	// template's revision beside all of stable's, whatever scaled it since; and reports
+	// the new pods' progress.
+	step(ctx context.Context, stable string, replicas *intstr.IntOrString) (stepProgress, error)
+	// freeze holds an aborted release: the stable revision at full size, the new one as
+	// it is or, with scaleDown, gone.
+	freeze(ctx context.Context, stable string, scaleDown bool) error
+	// finish gives it its own strategy back to roll its template out on its own, still
+	// managed. Idempotent.
+	finish(ctx context.Context) error
+	// restore gives it back exactly as it was before the Rollout took it, unmanaged.
+	restore(ctx context.Context) error
 }
 
-func originalOf(d *appsv1.Deployment) originalDeployment {
-	return originalDeployment{
-		Paused:                  d.Spec.Paused,
-		Strategy:                *d.Spec.Strategy.DeepCopy(),
-		MinReadySeconds:         d.Spec.MinReadySeconds,
-		ProgressDeadlineSeconds: d.Spec.ProgressDeadlineSeconds,
-	}
+// stepProgress is how far a step's new pods are.
+type stepProgress struct {
+	// want is the new pods the step asks for; ready how many of them are Ready.
+	want, ready int32
+	done        bool
+	// waiting says what the step waits for before there are new pods to count.
+	waiting string
 }
 
-// savedOriginal returns the fields saved when the Rollout took d over, if it did.
-func savedOriginal(d *appsv1.Deployment) (originalDeployment, bool, error) {
-	raw, ok := d.Annotations[originalAnnotation]
-	if !ok {
-		return originalDeployment{}, false, nil
+func (p stepProgress) String() string {
+	if p.waiting != "" {
+		return p.waiting
 	}
-	var o originalDeployment
-	if err := json.Unmarshal([]byte(raw), &o); err != nil {
-		return o, false, fmt.Errorf("decoding annotation %s of Deployment %s: %w", originalAnnotation, d.Name, err)
-	}
-	return o, true, nil
-}
-
-// revisions are the ReplicaSets of a Deployment that a release is about.
-type revisions struct {
-	// current runs the Deployment's pod template; nil until the Deployment controller
-	// has created it.
-	current *appsv1.ReplicaSet
-	// byHash indexes every ReplicaSet the Deployment owns.
-	byHash map[string]*appsv1.ReplicaSet
-}
-
-func hashOf(rs *appsv1.ReplicaSet) string {
-	if rs == nil {
-		return ""
-	}
-	return rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
-}
-
-// readRevisions finds the ReplicaSets owned by d among those its selector matches. The
-// current one is found by comparing pod templates without the hash label, as the
-// Deployment controller itself does.
-func readRevisions(ctx context.Context, c client.Reader, d *appsv1.Deployment) (revisions, error) {
-	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-	if err != nil {
-		return revisions{}, fmt.Errorf("reading the selector of Deployment %s: %w", d.Name, err)
-	}
-	var list appsv1.ReplicaSetList
-	if err := c.List(ctx, &list, client.InNamespace(d.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return revisions{}, fmt.Errorf("listing ReplicaSets: %w", err)
-	}
-	revs := revisions{byHash: map[string]*appsv1.ReplicaSet{}}
-	var owned []*appsv1.ReplicaSet
-	for i := range list.Items {
-		rs := &list.Items[i]
-		if metav1.IsControlledBy(rs, d) && rs.DeletionTimestamp == nil {
-			owned = append(owned, rs)
-		}
-	}
-	// The oldest first, so that of two equal templates the one the Deployment controller
-	// would pick wins.
-	sort.Slice(owned, func(i, j int) bool { return owned[i].CreationTimestamp.Before(&owned[j].CreationTimestamp) })
-	for _, rs := range owned {
-		revs.byHash[hashOf(rs)] = rs
-		if revs.current == nil && equalIgnoreHash(&rs.Spec.Template, &d.Spec.Template) {
-			revs.current = rs
-		}
-	}
-	return revs, nil
-}
-
-func equalIgnoreHash(a, b *corev1.PodTemplateSpec) bool {
-	a, b = a.DeepCopy(), b.DeepCopy()
-	delete(a.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-	delete(b.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-	return equality.Semantic.DeepEqual(a, b)
-}
-
-// desiredReplicas resolves a step's replicas (count or percentage of the Deployment's).
-func desiredReplicas(v *intstr.IntOrString, total int32) (int32, error) {
-	n, err := intstr.GetScaledValueFromIntOrPercent(v, int(total), true)
-	if err != nil {
-		return 0, err
-	}
-	return int32(min(n, int(total))), nil
-}
-
-// updateDeployment applies mutate to the Deployment and writes it when mutate says it
-// changed, until the write does not conflict. The first try mutates the Deployment the
-// reconcile read from the cache; after a conflict, the API server's, so a cache that lags
-// cannot make it give up. It returns the Deployment as written, or as mutate found it.
-func (s *state) updateDeployment(ctx context.Context, mutate func(*appsv1.Deployment) (bool, error)) (*appsv1.Deployment, error) {
-	d := s.d.DeepCopy()
-	key := client.ObjectKeyFromObject(d)
-	first := true
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if !first {
-			d = &appsv1.Deployment{}
-			if err := s.r.APIReader.Get(ctx, key, d); err != nil {
-				return err
-			}
-		}
-		first = false
-		changed, err := mutate(d)
-		if err != nil || !changed {
-			return err
-		}
-		return s.c.Update(ctx, d)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("updating Deployment %s: %w", key.Name, err)
-	}
-	return d, nil
-}
-
-// keepSplit holds the Deployment at step's split of pods between the revisions and
-// writes the ReplicaSets back to it after a scaling event or a jump back (split.go).
-func (s *state) keepSplit(ctx context.Context, step int32) (split, error) {
-	replicas := s.replicasAt(step)
-	splitFor := func(n int32, _ revisions) (split, error) { return stepSplit(n, replicas) }
-	var sp split
-	d, err := s.updateDeployment(ctx, func(d *appsv1.Deployment) (bool, error) {
-		var err error
-		if sp, err = splitFor(ptr.Deref(d.Spec.Replicas, 1), s.revs); err != nil {
-			return false, err
-		}
-		return hold(d, sp.surge, false), nil
-	})
-	if err != nil {
-		return sp, err
-	}
-	return sp, s.correct(ctx, d, splitFor)
-}
-
-// correct writes the ReplicaSets the cache shows off the split of d back to it. It
-// decides the writes from the API server's Deployment and ReplicaSets, never the cache's:
-// the stable version's size is the Deployment's, and a cached Deployment one scaling
-// event behind would size it wrong.
-func (s *state) correct(ctx context.Context, d *appsv1.Deployment, splitFor func(int32, revisions) (split, error)) error {
-	sp, err := splitFor(ptr.Deref(d.Spec.Replicas, 1), s.revs)
-	if err != nil {
-		return err
-	}
-	stable := s.ro.Status.StableRevision
-	if len(sp.corrections(s.revs, stable)) == 0 {
-		return nil
-	}
-	var fresh appsv1.Deployment
-	if err := s.r.APIReader.Get(ctx, client.ObjectKeyFromObject(d), &fresh); err != nil {
-		return fmt.Errorf("reading Deployment %s: %w", d.Name, err)
-	}
-	revs, err := readRevisions(ctx, s.r.APIReader, &fresh)
-	if err != nil {
-		return err
-	}
-	if sp, err = splitFor(ptr.Deref(fresh.Spec.Replicas, 1), revs); err != nil {
-		return err
-	}
-	for _, fix := range sp.corrections(revs, stable) {
-		// Optimistic: a ReplicaSet changed since this read is decided again.
-		patch := client.MergeFromWithOptions(fix.rs.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		fix.rs.Spec.Replicas = ptr.To(fix.replicas)
-		if err := s.c.Patch(ctx, fix.rs, patch); err != nil {
-			return fmt.Errorf("scaling ReplicaSet %s to %d: %w", fix.rs.Name, fix.replicas, err)
-		}
-	}
-	s.revs = revs
-	return nil
-}
-
-// adopt saves the Deployment's fields and pauses it, so a new template waits for the
-// Rollout instead of rolling out at once.
-func adopt(d *appsv1.Deployment, rollout string) (bool, error) {
-	if _, ok := d.Annotations[originalAnnotation]; ok {
-		changed := !d.Spec.Paused || d.Annotations[managedByAnnotation] != rollout
-		d.Spec.Paused = true
-		d.Annotations[managedByAnnotation] = rollout
-		return changed, nil
-	}
-	raw, err := json.Marshal(originalOf(d))
-	if err != nil {
-		return false, err
-	}
-	if d.Annotations == nil {
-		d.Annotations = map[string]string{}
-	}
-	d.Annotations[originalAnnotation] = string(raw)
-	d.Annotations[managedByAnnotation] = rollout
-	d.Spec.Paused = true
-	return true, nil
-}
-
-// held says whether d runs under a release's hold.
-func held(d *appsv1.Deployment) bool {
-	return !d.Spec.Paused && d.Spec.MinReadySeconds == holdMinReadySeconds
-}
-
-// hold makes the Deployment controller add surge new pods beside the old ones and
-// never scale the old ones down; paused, it adds none either (an aborted release).
-func hold(d *appsv1.Deployment, surge int32, paused bool) bool {
-	want := appsv1.DeploymentStrategy{
-		Type: appsv1.RollingUpdateDeploymentStrategyType,
-		RollingUpdate: &appsv1.RollingUpdateDeployment{
-			MaxSurge:       new(intstr.FromInt32(max(surge, 1))),
-			MaxUnavailable: new(intstr.FromInt32(0)),
-		},
-	}
-	changed := d.Spec.Paused != paused || d.Spec.MinReadySeconds != holdMinReadySeconds ||
-		d.Spec.ProgressDeadlineSeconds == nil || *d.Spec.ProgressDeadlineSeconds != holdProgressDeadlineSeconds ||
-		!equality.Semantic.DeepEqual(d.Spec.Strategy, want)
-	d.Spec.Paused = paused
-	d.Spec.Strategy = want
-	d.Spec.MinReadySeconds = holdMinReadySeconds
-	d.Spec.ProgressDeadlineSeconds = new(int32(holdProgressDeadlineSeconds))
-	return changed
-}
-
-// release gives the Deployment back its own strategy, unpaused to roll out its template
-// while the Rollout keeps managing it; with keepManaging false it also gets its own
-// paused field back and forgets the Rollout.
-func release(d *appsv1.Deployment, keepManaging bool) (bool, error) {
-	o, ok, err := savedOriginal(d)
-	if err != nil || !ok {
-		return false, err
-	}
-	before := d.Spec.DeepCopy()
-	d.Spec.Strategy = o.Strategy
-	d.Spec.MinReadySeconds = o.MinReadySeconds
-	d.Spec.ProgressDeadlineSeconds = o.ProgressDeadlineSeconds
-	d.Spec.Paused = false
-	if !keepManaging {
-		d.Spec.Paused = o.Paused
-		delete(d.Annotations, originalAnnotation)
-		delete(d.Annotations, managedByAnnotation)
-		return true, nil
-	}
-	return !equality.Semantic.DeepEqual(before, &d.Spec), nil
-}
-
-// rolledOut says whether the Deployment controller has finished: every pod runs the
-// current template and is available.
-func rolledOut(d *appsv1.Deployment) bool {
-	want := ptr.Deref(d.Spec.Replicas, 1)
-	s := d.Status
-	return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want
+	return fmt.Sprintf("%d/%d new pods ready", p.ready, p.want)
 }

@@ -1,0 +1,64 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/promgate/promgate/api/v1alpha1"
+)
+
+// load reads the workload and checks the references: the workload exists, no other
+// Rollout releases it, and every traffic routing's objects can carry the steps.
+func (s *state) load(ctx context.Context) error {
+	if err := validateSpec(s.ro); err != nil {
+		return err
+	}
+	if err := s.loadGates(); err != nil {
+		return err
+	}
+	ref := s.ro.Spec.WorkloadRef
+	w, err := s.loadWorkload(ctx)
+	if err != nil {
+		return err
+	}
+	if w == nil {
+		return fieldErr("spec.workloadRef.name", "%s %q not found in namespace %s", ref.Kind, ref.Name, s.ro.Namespace)
+	}
+	s.w = w
+	var others v1alpha1.RolloutList
+	if err := s.c.List(ctx, &others, client.InNamespace(s.ro.Namespace), client.MatchingFields{workloadIndex: ref.Name}); err != nil {
+		return fmt.Errorf("listing Rollouts of Deployment %s: %w", ref.Name, err)
+	}
+	for _, o := range others.Items {
+		if o.Name != s.ro.Name && o.DeletionTimestamp == nil && firstOf(&o, s.ro) {
+			return fieldErr("spec.workloadRef.name", "Deployment %q is already released by Rollout %q", ref.Name, o.Name)
+		}
+	}
+	_, field := s.ro.Spec.Strategy.Active()
+	for _, rt := range s.routers() {
+		if err := rt.Validate(ctx, s.steps(), field+".steps"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadWorkload reads the workload spec.workloadRef names; nil when it does not exist.
+func (s *state) loadWorkload(ctx context.Context) (workload, error) {
+	d, err := loadDeployment(ctx, s.c, s.r.APIReader, s.ro)
+	if d == nil || err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// firstOf says whether a was created before b, so of two Rollouts on one Deployment the
+// older keeps it.
+func firstOf(a, b *v1alpha1.Rollout) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}

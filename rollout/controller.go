@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -158,22 +159,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	res, err := s.reconcile(ctx)
 	res = sooner(res, reconcile.Result{RequeueAfter: s.wake})
 	var (
-		fe    *traffic.FieldError
-		te    *errTemplate
-		ie    *invalidSpec
+		fe    *field.Error
 		stale *staleError
 		nr    *traffic.NotReadyError
 	)
 	switch {
 	case err == nil:
-	case errors.As(err, &fe), errors.As(err, &ie):
-		s.invalid("InvalidSpec", err.Error())
-		// A spec change comes back by the watch; a Service or route created later
-		// (not watched) by this look.
-		res, err = reconcile.Result{RequeueAfter: 30 * time.Second}, nil
-	case errors.As(err, &te):
-		s.invalid("InvalidReference", err.Error())
-		res, err = reconcile.Result{RequeueAfter: 10 * time.Second}, nil
+	case errors.As(err, &fe):
+		// A spec change comes back by the watch; an object the spec refers to and that
+		// was created later (not watched) by this look.
+		reason, after := "InvalidSpec", 30*time.Second
+		if fe.Type == field.ErrorTypeNotFound {
+			reason, after = "InvalidReference", 10*time.Second
+		}
+		s.invalid(reason, err.Error())
+		res, err = reconcile.Result{RequeueAfter: after}, nil
 	case errors.As(err, &stale):
 		logf.FromContext(ctx).V(1).Info("the cached Rollout is stale; deciding again from the newer one", "reason", err.Error())
 		return reconcile.Result{RequeueAfter: staleRetry}, nil

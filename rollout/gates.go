@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -23,11 +24,6 @@ const pullInterval = 5 * time.Second
 // reconcile worker.
 var pullClient = &http.Client{Timeout: 2 * time.Second}
 
-// invalidSpec is a spec problem found by another package, already naming its field.
-type invalidSpec struct{ err error }
-
-func (e *invalidSpec) Error() string { return e.err.Error() }
-
 // loadGates parses the release window and the alert matchers.
 func (s *state) loadGates() error {
 	if w := s.ro.Spec.ReleaseWindow; w != nil {
@@ -38,9 +34,9 @@ func (s *state) loadGates() error {
 		s.window = win
 	}
 	if a := s.ro.Spec.AbortOn; a != nil {
-		ms, err := alerts.ParseMatchers(a.Alerts, "spec.abortOn.alerts")
+		ms, err := alerts.ParseMatchers(a.Alerts, field.NewPath("spec", "abortOn", "alerts"))
 		if err != nil {
-			return &invalidSpec{err}
+			return err
 		}
 		s.matchers = ms
 	}
@@ -166,7 +162,7 @@ func (s *state) background(ctx context.Context) (res reconcile.Result, done bool
 		st.AnalysisRuns.Background = runName(s.ro, "background", s.now)
 		return reconcile.Result{Requeue: true}, true, nil
 	}
-	run, err := s.ensureRun(ctx, st.AnalysisRuns.Background, &bg.RolloutAnalysis, "spec.analysis", "background")
+	run, err := s.ensureRun(ctx, st.AnalysisRuns.Background, &bg.RolloutAnalysis, field.NewPath("spec", "analysis"), "background")
 	if err != nil {
 		return res, true, err
 	}

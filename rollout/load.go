@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/promgate/promgate/api/v1alpha1"
@@ -24,7 +25,9 @@ func (s *state) load(ctx context.Context) error {
 		return err
 	}
 	if w == nil {
-		return fieldErr("spec.workloadRef.name", "%s %q not found in namespace %s", ref.Kind, ref.Name, s.ro.Namespace)
+		err := field.NotFound(field.NewPath("spec", "workloadRef", "name"), ref.Name)
+		err.Detail = fmt.Sprintf("%s %q not found in namespace %s", ref.Kind, ref.Name, s.ro.Namespace)
+		return err
 	}
 	s.w = w
 	var others v1alpha1.RolloutList
@@ -33,12 +36,12 @@ func (s *state) load(ctx context.Context) error {
 	}
 	for _, o := range others.Items {
 		if o.Name != s.ro.Name && o.DeletionTimestamp == nil && firstOf(&o, s.ro) {
-			return fieldErr("spec.workloadRef.name", "Deployment %q is already released by Rollout %q", ref.Name, o.Name)
+			return field.Invalid(field.NewPath("spec", "workloadRef", "name"), ref.Name, fmt.Sprintf("%s %q is already released by Rollout %q", ref.Kind, ref.Name, o.Name))
 		}
 	}
-	_, field := s.ro.Spec.Strategy.Active()
+	_, path := s.ro.Spec.Strategy.Active()
 	for _, rt := range s.routers() {
-		if err := rt.Validate(ctx, s.steps(), field+".steps"); err != nil {
+		if err := rt.Validate(ctx, s.steps(), path.Child("steps")); err != nil {
 			return err
 		}
 	}

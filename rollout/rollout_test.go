@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -11,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -33,7 +35,7 @@ func TestValidateSpecNamesTheField(t *testing.T) {
 			ro.Spec.WorkloadRef.Kind = "StatefulSet"
 			return ro
 		}(), "spec.workloadRef"},
-		"no steps":        {base(), "spec.strategy"},
+		"no steps":        {base(), "spec.strategy.canary.steps"},
 		"negative count":  {base(v1alpha1.RolloutStep{}, v1alpha1.RolloutStep{Replicas: ptr.To(intstr.FromInt32(-1))}), "spec.strategy.canary.steps[1].replicas"},
 		"percent over":    {base(v1alpha1.RolloutStep{Replicas: ptr.To(intstr.FromString("101%"))}), "spec.strategy.canary.steps[0].replicas"},
 		"not a percent":   {base(v1alpha1.RolloutStep{Replicas: ptr.To(intstr.FromString("half"))}), "spec.strategy.canary.steps[0].replicas"},
@@ -45,6 +47,17 @@ func TestValidateSpecNamesTheField(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.field+":", name)
 	}
 	assert.NoError(t, validateSpec(base(v1alpha1.RolloutStep{Replicas: ptr.To(intstr.FromString("50%"))})))
+
+	err := validateSpec(base(
+		v1alpha1.RolloutStep{Replicas: ptr.To(intstr.FromInt32(-1)), Traffic: ptr.To("110%")},
+		v1alpha1.RolloutStep{Replicas: ptr.To(intstr.FromString("half"))},
+	))
+	for _, f := range []string{"steps[0].replicas", "steps[0].traffic", "steps[1].replicas"} {
+		assert.ErrorContains(t, err, "spec.strategy.canary."+f+":", "every problem is reported at once")
+	}
+	fe, ok := errors.AsType[*field.Error](err)
+	require.True(t, ok, "the controller finds a field error in it")
+	assert.Equal(t, "spec.strategy.canary.steps[0].replicas", fe.Field)
 }
 
 func TestTrafficAndReplicasCarryOver(t *testing.T) {

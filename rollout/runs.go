@@ -7,6 +7,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -18,7 +19,7 @@ const runLabel = "promgate.io/rollout"
 
 // ensureRun returns the run called name, creating it from the analysis when it does not
 // exist. The name is recorded in status before the run is created, so a restart finds it.
-func (s *state) ensureRun(ctx context.Context, name string, a *v1alpha1.RolloutAnalysis, field, kind string) (*v1alpha1.AnalysisRun, error) {
+func (s *state) ensureRun(ctx context.Context, name string, a *v1alpha1.RolloutAnalysis, path *field.Path, kind string) (*v1alpha1.AnalysisRun, error) {
 	ro := s.ro
 	var run v1alpha1.AnalysisRun
 	err := s.c.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: name}, &run)
@@ -28,7 +29,7 @@ func (s *state) ensureRun(ctx context.Context, name string, a *v1alpha1.RolloutA
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("reading AnalysisRun %s: %w", name, err)
 	}
-	spec, err := s.buildRun(ctx, a, field)
+	spec, err := s.buildRun(ctx, a, path)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/promgate/promgate/api/v1alpha1"
@@ -20,20 +21,17 @@ const (
 	ArgCanaryHash = "canary-hash"
 )
 
-// errTemplate is a referenced template that cannot be used; the release waits for it.
-type errTemplate struct{ field, msg string }
-
-func (e *errTemplate) Error() string { return e.field + ": " + e.msg }
-
 // buildRun merges the templates of an analysis into one AnalysisRun spec with the
 // Rollout's args and the built-ins.
-func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, field string) (*v1alpha1.AnalysisRunSpec, error) {
+// A template that cannot be used is a *field.Error (NotFound when it does not exist):
+// the release waits for it to be fixed.
+func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, path *field.Path) (*v1alpha1.AnalysisRunSpec, error) {
 	ro := s.ro
 	spec := &v1alpha1.AnalysisRunSpec{}
 	declared := map[string]v1alpha1.Argument{}
 	var order []string
 	for i, ref := range a.Templates {
-		f := fmt.Sprintf("%s.templates[%d]", field, i)
+		f := path.Child("templates").Index(i)
 		var ts *v1alpha1.AnalysisTemplateSpec
 		if ref.ClusterScope {
 			var t v1alpha1.ClusterAnalysisTemplate
@@ -50,7 +48,7 @@ func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, field
 		}
 		for _, m := range ts.Metrics {
 			if slices.ContainsFunc(spec.Metrics, func(x v1alpha1.Metric) bool { return x.Name == m.Name }) {
-				return nil, &errTemplate{f, fmt.Sprintf("metric %q is also in an earlier template", m.Name)}
+				return nil, field.Duplicate(f.Child("templateName"), fmt.Sprintf("metric %s of %s", m.Name, ref.TemplateName))
 			}
 			spec.Metrics = append(spec.Metrics, *m.DeepCopy())
 		}
@@ -83,7 +81,7 @@ func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, field
 		}
 	}
 	for i, ra := range a.Args {
-		f := fmt.Sprintf("%s.args[%d]", field, i)
+		f := path.Child("args").Index(i)
 		arg := v1alpha1.Argument{Name: ra.Name, Value: ra.Value}
 		switch {
 		case ra.ValueFrom != nil && ra.ValueFrom.SecretKeyRef != nil:
@@ -93,7 +91,7 @@ func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, field
 		case ra.ValueFrom != nil && ra.ValueFrom.PodTemplateHashValue == "Canary":
 			arg.Value = new(ro.Status.CanaryRevision)
 		case ra.Value == nil:
-			return nil, &errTemplate{f, "a value or valueFrom is required"}
+			return nil, field.Required(f.Child("value"), "a value or valueFrom is required")
 		}
 		if _, ok := declared[ra.Name]; !ok {
 			order = append(order, ra.Name)
@@ -106,9 +104,11 @@ func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, field
 	return spec, nil
 }
 
-func templateErr(field, kind, name string, err error) error {
+func templateErr(path *field.Path, kind, name string, err error) error {
 	if apierrors.IsNotFound(err) {
-		return &errTemplate{field + ".templateName", fmt.Sprintf("%s %q not found", kind, name)}
+		nf := field.NotFound(path.Child("templateName"), name)
+		nf.Detail = fmt.Sprintf("%s %q not found", kind, name)
+		return nf
 	}
 	return fmt.Errorf("reading %s %s: %w", kind, name, err)
 }

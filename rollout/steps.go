@@ -147,8 +147,8 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 
 	for range statesPerStep * n {
 		step := steps[st.CurrentStepIndex-1]
-		_, field := s.ro.Spec.Strategy.Active()
-		field = fmt.Sprintf("%s.steps[%d]", field, st.CurrentStepIndex-1)
+		_, path := s.ro.Spec.Strategy.Active()
+		path = path.Child("steps").Index(int(st.CurrentStepIndex - 1))
 		prefix := fmt.Sprintf("Rollout is in step(%d/%d)", st.CurrentStepIndex, n)
 		switch st.CurrentStepState {
 		case v1alpha1.StepUpgrade:
@@ -197,7 +197,7 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 				st.AnalysisRuns.Step = runName(s.ro, fmt.Sprintf("step%d", st.CurrentStepIndex), s.now)
 				return reconcile.Result{Requeue: true}, nil
 			}
-			run, err := s.ensureRun(ctx, st.AnalysisRuns.Step, step.Analysis, field+".analysis", "step")
+			run, err := s.ensureRun(ctx, st.AnalysisRuns.Step, step.Analysis, path.Child("analysis"), "step")
 			if err != nil {
 				return reconcile.Result{}, err
 			}
@@ -309,7 +309,7 @@ func pauseOf(step v1alpha1.RolloutStep) time.Duration {
 func trafficAt(steps []v1alpha1.RolloutStep, step int32) (int32, error) {
 	for i := step - 1; i >= 0; i-- {
 		if t := steps[i].Traffic; t != nil {
-			return parsePercent(*t)
+			return v1alpha1.ParsePercent(*t)
 		}
 	}
 	return 0, nil

@@ -1,66 +1,78 @@
 package rollout
 
 import (
+	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/promgate/promgate/api/v1alpha1"
-	"github.com/promgate/promgate/rollout/traffic"
 )
-
-func fieldErr(field, format string, args ...any) error {
-	return &traffic.FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
-}
 
 // validateSpec checks what the CRD schema cannot: replicas ranges, traffic that never
 // goes back, and the strategy's presence for objects written before validation existed.
+// It returns every problem, each a *field.Error.
 func validateSpec(ro *v1alpha1.Rollout) error {
-	if ro.Spec.WorkloadRef.APIVersion != "apps/v1" || ro.Spec.WorkloadRef.Kind != "Deployment" {
-		return fieldErr("spec.workloadRef", "%s %s is not supported: only apps/v1 Deployment", ro.Spec.WorkloadRef.APIVersion, ro.Spec.WorkloadRef.Kind)
+	var errs field.ErrorList
+	if ref := ro.Spec.WorkloadRef; ref.APIVersion != "apps/v1" || ref.Kind != "Deployment" {
+		errs = append(errs, field.NotSupported(field.NewPath("spec", "workloadRef"), ref.APIVersion+" "+ref.Kind, []string{"apps/v1 Deployment"}))
 	}
-	st, field := ro.Spec.Strategy.Active()
-	if st == nil || len(st.Steps) == 0 {
-		return fieldErr("spec.strategy", "exactly one of blueGreen and canary with at least one step is required")
+	st, path := ro.Spec.Strategy.Active()
+	switch {
+	case st == nil:
+		return joinFieldErrors(append(errs, field.Required(path, "exactly one of blueGreen and canary")))
+	case len(st.Steps) == 0:
+		return joinFieldErrors(append(errs, field.Required(path.Child("steps"), "at least one step")))
 	}
 	for i, step := range st.Steps {
-		f := fmt.Sprintf("%s.steps[%d]", field, i)
-		if step.Replicas != nil {
-			switch step.Replicas.Type {
+		p := path.Child("steps").Index(i)
+		if r := step.Replicas; r != nil {
+			switch r.Type {
 			case intstr.Int:
-				if step.Replicas.IntVal < 0 {
-					return fieldErr(f+".replicas", "%d is negative", step.Replicas.IntVal)
+				if r.IntVal < 0 {
+					errs = append(errs, field.Invalid(p.Child("replicas"), r.IntVal, "a count of pods may not be negative"))
 				}
 			case intstr.String:
-				pct, ok := strings.CutSuffix(step.Replicas.StrVal, "%")
-				n, err := strconv.Atoi(pct)
-				if !ok || err != nil || n < 0 || n > 100 {
-					return fieldErr(f+".replicas", "%q is not a count or a percentage from 0%% to 100%%", step.Replicas.StrVal)
+				if _, err := v1alpha1.ParsePercent(r.StrVal); err != nil || !strings.HasSuffix(r.StrVal, "%") {
+					errs = append(errs, field.Invalid(p.Child("replicas"), r.StrVal, "not a count or a percentage from 0% to 100%"))
 				}
 			}
 		}
 		if step.Traffic != nil {
-			if _, err := parsePercent(*step.Traffic); err != nil {
-				return fieldErr(f+".traffic", "%v", err)
+			if _, err := v1alpha1.ParsePercent(*step.Traffic); err != nil {
+				errs = append(errs, field.Invalid(p.Child("traffic"), *step.Traffic, err.Error()))
 			}
 		}
-		if (step.Traffic != nil || len(step.Matches) > 0) && len(st.TrafficRoutings) == 0 {
-			return fieldErr(f+".traffic", "traffic needs at least one entry in %s.trafficRoutings", field)
+		if len(st.TrafficRoutings) == 0 {
+			need := fmt.Sprintf("moving traffic needs at least one entry in %s", path.Child("trafficRoutings"))
+			switch {
+			case step.Traffic != nil:
+				errs = append(errs, field.Invalid(p.Child("traffic"), *step.Traffic, need))
+			case len(step.Matches) > 0:
+				errs = append(errs, field.Invalid(p.Child("matches"), step.Matches, need))
+			}
 		}
 		if step.Pause != nil && step.Pause.Duration != nil && step.Pause.Duration.Duration < 0 {
-			return fieldErr(f+".pause.duration", "%s is negative", step.Pause.Duration.Duration)
+			errs = append(errs, field.Invalid(p.Child("pause", "duration"), step.Pause.Duration.Duration.String(), "a pause may not be negative"))
 		}
 	}
-	return nil
+	return joinFieldErrors(errs)
 }
 
-func parsePercent(s string) (int32, error) {
-	v, ok := strings.CutSuffix(s, "%")
-	n, err := strconv.Atoi(v)
-	if !ok || err != nil || n < 0 || n > 100 {
-		return 0, fmt.Errorf("%q is not a percentage from 0%% to 100%%", s)
+// joinFieldErrors is nil for no problem, the one *field.Error, or all of them joined so
+// that errors.As finds the first.
+func joinFieldErrors(errs field.ErrorList) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
 	}
-	return int32(n), nil
+	all := make([]error, len(errs))
+	for i, e := range errs {
+		all[i] = e
+	}
+	return errors.Join(all...)
 }

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -8,12 +9,12 @@ import (
 	_ "time/tzdata"
 
 	"github.com/robfig/cron/v3"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 )
 
 const (
-	windowField = "spec.releaseWindow"
 	// maxWindowDuration bounds spec.releaseWindow.duration: a week covers weekly
 	// windows, and anything longer is better expressed as no window at all.
 	maxWindowDuration = 7 * 24 * time.Hour
@@ -38,38 +39,39 @@ type Window struct {
 	onClose  v1alpha1.ReleaseWindowClosePolicy
 }
 
-// ParseWindow parses spec.releaseWindow (nil gives nil); errors are *traffic.FieldError naming the field.
+// ParseWindow parses spec.releaseWindow (nil gives nil); errors are *field.Error naming the field.
 func ParseWindow(w *v1alpha1.ReleaseWindow) (*Window, error) {
 	if w == nil {
 		return nil, nil
 	}
+	path := field.NewPath("spec", "releaseWindow")
 	loc := time.UTC
 	switch w.TimeZone {
 	case "":
 	case "Local":
 		// time.LoadLocation would give the controller's own zone, which the user cannot see.
-		return nil, fieldErr(windowField+".timeZone", "%q is not an IANA time zone such as Europe/Paris", w.TimeZone)
+		return nil, field.Invalid(path.Child("timeZone"), w.TimeZone, "not an IANA time zone such as Europe/Paris")
 	default:
 		var err error
 		if loc, err = time.LoadLocation(w.TimeZone); err != nil {
-			return nil, fieldErr(windowField+".timeZone", "%q is not an IANA time zone such as Europe/Paris: %v", w.TimeZone, err)
+			return nil, field.Invalid(path.Child("timeZone"), w.TimeZone, fmt.Sprintf("not an IANA time zone such as Europe/Paris: %v", err))
 		}
 	}
 
 	spec := strings.TrimSpace(w.Schedule)
 	switch {
 	case spec == "":
-		return nil, fieldErr(windowField+".schedule", "a cron schedule is required")
+		return nil, field.Required(path.Child("schedule"), "a cron schedule")
 	case strings.HasPrefix(spec, "@every"):
 		// @every counts from whenever the process started, so the window would move on every restart.
-		return nil, fieldErr(windowField+".schedule", "%q is not allowed: @every has no fixed phase; use a cron expression or a descriptor such as @daily", spec)
+		return nil, field.Invalid(path.Child("schedule"), spec, "@every has no fixed phase; use a cron expression or a descriptor such as @daily")
 	case strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ="):
 		// The zone has its own field; robfig also panics on a TZ= prefix with nothing after it.
-		return nil, fieldErr(windowField+".schedule", "%q carries a time zone: set spec.releaseWindow.timeZone instead", spec)
+		return nil, field.Invalid(path.Child("schedule"), spec, "a schedule carries no time zone: set spec.releaseWindow.timeZone instead")
 	}
 	parsed, err := windowParser.Parse(spec)
 	if err != nil {
-		return nil, fieldErr(windowField+".schedule", "%q is not a cron schedule (5 fields, 6 with leading seconds, or a descriptor such as @daily): %v", spec, err)
+		return nil, field.Invalid(path.Child("schedule"), spec, fmt.Sprintf("not a cron schedule (5 fields, 6 with leading seconds, or a descriptor such as @daily): %v", err))
 	}
 	// Every form left after rejecting @every parses to a SpecSchedule.
 	sched := parsed.(*cron.SpecSchedule)
@@ -77,12 +79,12 @@ func ParseWindow(w *v1alpha1.ReleaseWindow) (*Window, error) {
 	sched.Location = loc
 	// Any schedule that fires at all fires within robfig's five-year search from here.
 	if sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, loc)).IsZero() {
-		return nil, fieldErr(windowField+".schedule", "%q never fires", spec)
+		return nil, field.Invalid(path.Child("schedule"), spec, "never fires")
 	}
 
 	d := w.Duration.Duration
 	if d <= 0 || d > maxWindowDuration {
-		return nil, fieldErr(windowField+".duration", "%s is not between 0 (excluded) and %s", d, maxWindowDuration)
+		return nil, field.Invalid(path.Child("duration"), d.String(), fmt.Sprintf("not between 0 (excluded) and %s", maxWindowDuration))
 	}
 
 	onClose := w.OnClose
@@ -91,7 +93,7 @@ func ParseWindow(w *v1alpha1.ReleaseWindow) (*Window, error) {
 		onClose = v1alpha1.WindowHold
 	case v1alpha1.WindowHold, v1alpha1.WindowAbort:
 	default:
-		return nil, fieldErr(windowField+".onClose", "%q is neither %s nor %s", onClose, v1alpha1.WindowHold, v1alpha1.WindowAbort)
+		return nil, field.NotSupported(path.Child("onClose"), onClose, []v1alpha1.ReleaseWindowClosePolicy{v1alpha1.WindowHold, v1alpha1.WindowAbort})
 	}
 	return &Window{sched: sched, duration: d, loc: loc, onClose: onClose}, nil
 }

@@ -8,9 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/promgate/promgate/api/v1alpha1"
-	"github.com/promgate/promgate/rollout/traffic"
 )
 
 func mustWindow(t *testing.T, schedule, zone string, d time.Duration) *Window {
@@ -195,7 +195,7 @@ func TestParseWindowNamesTheField(t *testing.T) {
 		onClose        v1alpha1.ReleaseWindowClosePolicy
 		field, message string
 	}{
-		"empty schedule":         {schedule: " ", duration: time.Hour, field: "spec.releaseWindow.schedule", message: "required"},
+		"empty schedule":         {schedule: " ", duration: time.Hour, field: "spec.releaseWindow.schedule", message: "Required value"},
 		"out of range":           {schedule: "61 * * * *", duration: time.Hour, field: "spec.releaseWindow.schedule", message: "not a cron schedule"},
 		"too few fields":         {schedule: "* * * *", duration: time.Hour, field: "spec.releaseWindow.schedule", message: "not a cron schedule"},
 		"too many fields":        {schedule: "0 * * * * * *", duration: time.Hour, field: "spec.releaseWindow.schedule", message: "not a cron schedule"},
@@ -209,15 +209,15 @@ func TestParseWindowNamesTheField(t *testing.T) {
 		"zero duration":          {schedule: "0 9 * * *", field: "spec.releaseWindow.duration", message: "between"},
 		"negative duration":      {schedule: "0 9 * * *", duration: -time.Hour, field: "spec.releaseWindow.duration", message: "between"},
 		"duration over 7 days":   {schedule: "0 9 * * *", duration: 7*24*time.Hour + time.Second, field: "spec.releaseWindow.duration", message: "between"},
-		"unknown close policy":   {schedule: "0 9 * * *", duration: time.Hour, onClose: "Later", field: "spec.releaseWindow.onClose", message: "neither"},
+		"unknown close policy":   {schedule: "0 9 * * *", duration: time.Hour, onClose: "Later", field: "spec.releaseWindow.onClose", message: `supported values: "Hold", "Abort"`},
 		"zone checked before it": {schedule: "@every 1h", zone: "Nowhere", field: "spec.releaseWindow.timeZone", message: "IANA"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseWindow(&v1alpha1.ReleaseWindow{Schedule: tc.schedule, TimeZone: tc.zone, Duration: metav1.Duration{Duration: tc.duration}, OnClose: tc.onClose})
-			var fe *traffic.FieldError
-			require.True(t, errors.As(err, &fe), "%v", err)
+			fe, ok := errors.AsType[*field.Error](err)
+			require.True(t, ok, "%v", err)
 			assert.Equal(t, tc.field, fe.Field)
-			assert.Contains(t, fe.Message, tc.message)
+			assert.Contains(t, fe.Error(), tc.message)
 		})
 	}
 

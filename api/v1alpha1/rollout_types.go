@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // RolloutSpec is the release policy for an existing workload. The workload is not
@@ -60,16 +61,17 @@ type RolloutStrategy struct {
 	Canary *ReleaseStrategy `json:"canary,omitempty"`
 }
 
-// Active returns the strategy that is set and its field path, "spec.strategy.blueGreen"
-// or "spec.strategy.canary"; nil and "spec.strategy" when neither is.
-func (s *RolloutStrategy) Active() (*ReleaseStrategy, string) {
+// Active returns the strategy that is set and its field path, spec.strategy.blueGreen or
+// spec.strategy.canary; nil and spec.strategy when neither is.
+func (s *RolloutStrategy) Active() (*ReleaseStrategy, *field.Path) {
+	path := field.NewPath("spec", "strategy")
 	switch {
 	case s.BlueGreen != nil:
-		return s.BlueGreen, "spec.strategy.blueGreen"
+		return s.BlueGreen, path.Child("blueGreen")
 	case s.Canary != nil:
-		return s.Canary, "spec.strategy.canary"
+		return s.Canary, path.Child("canary")
 	}
-	return nil, "spec.strategy"
+	return nil, path
 }
 
 // ReleaseStrategy is the steps and traffic routing shared by blue-green and canary.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 )
@@ -14,23 +15,23 @@ import (
 // matcher of at least one set.
 type MatcherSets [][]*labels.Matcher
 
-// ParseMatchers parses matcher sets in Prometheus syntax; field is the sets' path (e.g.
-// "spec.abortOn.alerts") and prefixes every error so the controller can report it as is.
-func ParseMatchers(sets []v1alpha1.AlertMatcherSet, field string) (MatcherSets, error) {
+// ParseMatchers parses matcher sets in Prometheus syntax; setsPath is where they are (e.g.
+// spec.abortOn.alerts), and a problem is a *field.Error naming the matcher.
+func ParseMatchers(sets []v1alpha1.AlertMatcherSet, setsPath *field.Path) (MatcherSets, error) {
 	out := make(MatcherSets, 0, len(sets))
 	for i, set := range sets {
-		path := fmt.Sprintf("%s[%d].matchers", field, i)
+		path := setsPath.Index(i).Child("matchers")
 		// An empty set would match every alert, so any alert at all would abort the
 		// release; the CRD forbids it, but the API server is not the only writer in tests
 		// and older objects may predate the rule.
 		if len(set.Matchers) == 0 {
-			return nil, fmt.Errorf("%s: at least one matcher is required", path)
+			return nil, field.Required(path, "at least one matcher")
 		}
 		parsed := make([]*labels.Matcher, 0, len(set.Matchers))
 		for j, text := range set.Matchers {
 			m, err := parseMatcher(text)
 			if err != nil {
-				return nil, fmt.Errorf("%s[%d]: invalid matcher %q: %w", path, j, text, err)
+				return nil, field.Invalid(path.Index(j), text, err.Error())
 			}
 			parsed = append(parsed, m)
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 )
@@ -23,12 +24,12 @@ func TestParseMatchersErrors(t *testing.T) {
 		sets    []v1alpha1.AlertMatcherSet
 		wantErr string
 	}{
-		{"no operator", sets([]string{`severity="critical"`}, []string{`foo`}), `spec.abortOn.alerts[1].matchers[0]: invalid matcher "foo": `},
-		{"bad regex", sets([]string{`a="b"`, `c=~"("`}), `spec.abortOn.alerts[0].matchers[1]: invalid matcher "c=~\"(\"": `},
+		{"no operator", sets([]string{`severity="critical"`}, []string{`foo`}), `spec.abortOn.alerts[1].matchers[0]: Invalid value: "foo": `},
+		{"bad regex", sets([]string{`a="b"`, `c=~"("`}), `spec.abortOn.alerts[0].matchers[1]: Invalid value: "c=~\"(\"": `},
 		{"unquoted value", sets([]string{`a=b`}), `spec.abortOn.alerts[0].matchers[0]: `},
-		{"two matchers in one entry", sets([]string{`a="b",c="d"`}), `spec.abortOn.alerts[0].matchers[0]: invalid matcher "a=\"b\",c=\"d\"": want exactly one matcher`},
-		{"empty entry", sets([]string{``}), `spec.abortOn.alerts[0].matchers[0]: invalid matcher "": want exactly one matcher`},
-		{"empty set", sets([]string{`a="b"`}, []string{}), `spec.abortOn.alerts[1].matchers: at least one matcher is required`},
+		{"two matchers in one entry", sets([]string{`a="b",c="d"`}), `spec.abortOn.alerts[0].matchers[0]: Invalid value: "a=\"b\",c=\"d\"": want exactly one matcher`},
+		{"empty entry", sets([]string{``}), `spec.abortOn.alerts[0].matchers[0]: Invalid value: "": want exactly one matcher`},
+		{"empty set", sets([]string{`a="b"`}, []string{}), `spec.abortOn.alerts[1].matchers: Required value: at least one matcher`},
 		{"injection closes the braces", sets([]string{`a="b"} or {c="d"`}), `spec.abortOn.alerts[0].matchers[0]: `},
 		{"braces included", sets([]string{`{a="b"}`}), `spec.abortOn.alerts[0].matchers[0]: `},
 		{"bare quoted name", sets([]string{`"HighErrorRate"`}), `alerts carry no __name__ label`},
@@ -36,7 +37,7 @@ func TestParseMatchersErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseMatchers(tt.sets, "spec.abortOn.alerts")
+			got, err := ParseMatchers(tt.sets, field.NewPath("spec", "abortOn", "alerts"))
 			require.Error(t, err)
 			assert.Nil(t, got)
 			assert.Contains(t, err.Error(), tt.wantErr)
@@ -80,7 +81,7 @@ func TestMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := ParseMatchers(tt.sets, "spec.abortOn.alerts")
+			m, err := ParseMatchers(tt.sets, field.NewPath("spec", "abortOn", "alerts"))
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, m.Match(tt.labels))
 		})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 )
@@ -108,7 +109,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"version":"4","truncatedAlerts":-1e308,"alerts":[{"status":"firing","labels":{"alertname":"x"}}]}`))
 	f.Add([]byte(`{"version":"4","alerts":[{"status":"firing","labels":null},null]}`))
 	f.Add(bytes.Repeat([]byte("["), 5000))
-	matchers, err := ParseMatchers([]v1alpha1.AlertMatcherSet{{Matchers: []string{`alertname=~"High.*"`, `severity!="info"`}}}, "spec.abortOn.alerts")
+	matchers, err := ParseMatchers([]v1alpha1.AlertMatcherSet{{Matchers: []string{`alertname=~"High.*"`, `severity!="info"`}}}, field.NewPath("spec", "abortOn", "alerts"))
 	require.NoError(f, err)
 	const limit = 4096
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -30,8 +31,6 @@ const (
 	tokenTTL = 10 * time.Second
 	// defaultTokenKey is the Secret key holding the token when TokenKey is empty.
 	defaultTokenKey = "token"
-	// abortOnField is where a Rollout's matchers live, for error messages.
-	abortOnField = "spec.abortOn.alerts"
 )
 
 // Webhook receives Alertmanager webhooks and records matching firing alerts in Rollouts.
@@ -177,7 +176,7 @@ func rolloutMatchers(log logr.Logger, ro *v1alpha1.Rollout) (MatcherSets, bool) 
 	if ro.Spec.AbortOn == nil || len(ro.Spec.AbortOn.Alerts) == 0 {
 		return nil, false
 	}
-	sets, err := ParseMatchers(ro.Spec.AbortOn.Alerts, abortOnField)
+	sets, err := ParseMatchers(ro.Spec.AbortOn.Alerts, field.NewPath("spec", "abortOn", "alerts"))
 	if err != nil {
 		// The Rollout controller reports the bad field in the Rollout's Valid condition.
 		log.Error(err, "skipping Rollout whose abortOn matchers are invalid", "rollout", client.ObjectKeyFromObject(ro))

@@ -14,6 +14,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -69,7 +70,7 @@ func newCluster(t *testing.T, cp *testbed.ControlPlane, name string, routing v1a
 		},
 	}
 	require.NoError(t, c.Create(ctx, ro))
-	k.target = Target{Rollout: ro, Routing: routing, Field: field, StableRevision: stableRev, CanaryRevision: canaryRev,
+	k.target = Target{Rollout: ro, Routing: routing, Field: routingPath, StableRevision: stableRev, CanaryRevision: canaryRev,
 		Endpoints: SliceEndpoints{Reader: c}}
 	// Two pods of each revision, as the Deployment controller would label them; this
 	// server runs no endpointslice controller, so the test writes the slices itself.
@@ -297,9 +298,9 @@ func TestOnARealAPIServer(t *testing.T) {
 
 			t.Run("Release", func(t *testing.T) {
 				k := newCluster(t, cp, kind.name+"-release", kind.routing)
-				err := k.router().Validate(ctx, releaseSteps, steps)
+				err := k.router().Validate(ctx, releaseSteps, stepsPath)
 				if serviceOnly {
-					var fe *FieldError
+					var fe *field.Error
 					require.ErrorAs(t, err, &fe)
 					assert.Equal(t, steps+"[1].traffic", fe.Field)
 				} else {

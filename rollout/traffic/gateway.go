@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -33,34 +34,34 @@ type gatewayRouter struct {
 func (r *gatewayRouter) routeName() string { return r.t.Routing.Gateway.HTTPRouteName }
 
 // Validate checks the Services, the HTTPRoute, and that it can carry every step's matches.
-func (r *gatewayRouter) Validate(ctx context.Context, steps []v1alpha1.RolloutStep, stepsField string) error {
+func (r *gatewayRouter) Validate(ctx context.Context, steps []v1alpha1.RolloutStep, stepsPath *field.Path) error {
 	if err := r.validateService(ctx); err != nil {
 		return err
 	}
-	field := r.t.Field + ".gateway.httpRouteName"
+	path := r.t.Field.Child("gateway", "httpRouteName")
 	var route gatewayv1.HTTPRoute
 	if err := r.c.Get(ctx, r.key(r.routeName()), &route); err != nil {
 		if apierrors.IsNotFound(err) {
-			return &FieldError{Field: field, Message: fmt.Sprintf("HTTPRoute %q not found in namespace %q", r.routeName(), r.t.Rollout.Namespace)}
+			return notFound(path, r.routeName(), fmt.Sprintf("HTTPRoute %q not found in namespace %q", r.routeName(), r.t.Rollout.Namespace))
 		}
 		return fmt.Errorf("getting HTTPRoute %s/%s: %w", r.t.Rollout.Namespace, r.routeName(), err)
 	}
 	orig, _, err := originalRules(&route)
 	if err != nil {
-		return &FieldError{Field: field, Message: err.Error()}
+		return field.Invalid(path, r.routeName(), err.Error())
 	}
 	if err := r.checkRules(&route, orig); err != nil {
-		return &FieldError{Field: field, Message: err.Error()}
+		return field.Invalid(path, r.routeName(), err.Error())
 	}
-	return checkSteps(steps, stepsField, func(field string, _ *int32, matches []v1alpha1.HTTPRouteMatch) error {
+	return checkSteps(steps, stepsPath, func(path *field.Path, _ *int32, matches []v1alpha1.HTTPRouteMatch) *field.Error {
 		if len(matches) == 0 {
 			return nil
 		}
 		if err := checkHeaders(matches); err != nil {
-			return &FieldError{Field: field + ".matches", Message: err.Error()}
+			return field.Invalid(path.Child("matches"), matches, err.Error())
 		}
 		if _, err := r.weightedRules(orig, 0, matches); err != nil {
-			return &FieldError{Field: field + ".matches", Message: fmt.Sprintf("HTTPRoute %q cannot carry these matches: %v", r.routeName(), err)}
+			return field.Invalid(path.Child("matches"), matches, fmt.Sprintf("HTTPRoute %q cannot carry these matches: %v", r.routeName(), err))
 		}
 		return nil
 	})

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -177,17 +178,17 @@ func TestGatewayValidate(t *testing.T) {
 				{Traffic: traffic("50%")},
 			}},
 		{name: "missing HTTPRoute", objs: []client.Object{testService()},
-			field: field + ".gateway.httpRouteName", message: `HTTPRoute "web" not found in namespace "shop"`},
+			field: routingField + ".gateway.httpRouteName", message: `HTTPRoute "web" not found in namespace "shop"`},
 		{name: "no backendRef to the Service", objs: []client.Object{testService(), mutate(func(r *gatewayv1.HTTPRoute) {
 			r.Spec.Rules = r.Spec.Rules[1:2]
-		})}, field: field + ".gateway.httpRouteName", message: `has no rule with a backendRef to the Service "web"`},
+		})}, field: routingField + ".gateway.httpRouteName", message: `has no rule with a backendRef to the Service "web"`},
 		{name: "a backendRef to the Service in another namespace", objs: []client.Object{testService(), mutate(func(r *gatewayv1.HTTPRoute) {
 			r.Spec.Rules = r.Spec.Rules[:1]
 			r.Spec.Rules[0].BackendRefs[0].Namespace = ptr.To(gatewayv1.Namespace("elsewhere"))
-		})}, field: field + ".gateway.httpRouteName", message: "has no rule with a backendRef"},
+		})}, field: routingField + ".gateway.httpRouteName", message: "has no rule with a backendRef"},
 		{name: "the Service shares a rule", objs: []client.Object{testService(), mutate(func(r *gatewayv1.HTTPRoute) {
 			r.Spec.Rules[2].BackendRefs = append(r.Spec.Rules[2].BackendRefs, backendRef("legacy", 1))
-		})}, field: field + ".gateway.httpRouteName", message: "rule 2: a rule sends to the Service \"web\" and to 1 other backendRefs"},
+		})}, field: routingField + ".gateway.httpRouteName", message: "rule 2: a rule sends to the Service \"web\" and to 1 other backendRefs"},
 		{name: "a match already on the header", objs: []client.Object{testService(), mutate(func(r *gatewayv1.HTTPRoute) {
 			r.Spec.Rules[0].Matches[1] = withHeader(r.Spec.Rules[0].Matches[1], "x-canary", "no")
 		})}, steps: []v1alpha1.RolloutStep{{}, {Matches: []v1alpha1.HTTPRouteMatch{header("X-Canary", "always")}}},
@@ -211,21 +212,21 @@ func TestGatewayValidate(t *testing.T) {
 			field: steps + "[0].matches", message: `matches header "x" twice`},
 		{name: "corrupt saved rules", objs: []client.Object{testService(), mutate(func(r *gatewayv1.HTTPRoute) {
 			r.Annotations[AnnotationOriginalRules] = "[{"
-		})}, field: field + ".gateway.httpRouteName", message: "is not JSON HTTPRoute rules"},
+		})}, field: routingField + ".gateway.httpRouteName", message: "is not JSON HTTPRoute rules"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, rec := newClient(t, nil, tt.objs...)
-			err := New(c, target(gatewayRouting())).Validate(context.Background(), tt.steps, steps)
+			err := New(c, target(gatewayRouting())).Validate(context.Background(), tt.steps, stepsPath)
 			assert.Empty(t, rec.reset(), "Validate changes nothing")
 			if tt.field == "" {
 				require.NoError(t, err)
 				return
 			}
-			var fe *FieldError
+			var fe *field.Error
 			require.ErrorAs(t, err, &fe)
 			assert.Equal(t, tt.field, fe.Field)
-			assert.Contains(t, fe.Message, tt.message)
+			assert.Contains(t, fe.Error(), tt.message)
 		})
 	}
 }
@@ -236,5 +237,5 @@ func TestGatewayValidateLooksAtTheSavedRulesMidRelease(t *testing.T) {
 	r := New(c, target(gatewayRouting()))
 	require.NoError(t, r.Route(ctx, 30, []v1alpha1.HTTPRouteMatch{header("X-Canary", "always")}))
 	// The live rules now carry X-Canary and two backendRefs; the user's do not.
-	require.NoError(t, r.Validate(ctx, []v1alpha1.RolloutStep{{Matches: []v1alpha1.HTTPRouteMatch{header("X-Canary", "always")}}}, steps))
+	require.NoError(t, r.Validate(ctx, []v1alpha1.RolloutStep{{Matches: []v1alpha1.HTTPRouteMatch{header("X-Canary", "always")}}}, stepsPath))
 }

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,11 +24,16 @@ import (
 )
 
 const (
-	ns        = "shop"
-	stableRev = "6f7d8c9b5"
-	canaryRev = "7c4b5d6f8"
-	field     = "spec.strategy.canary.trafficRoutings[0]"
-	steps     = "spec.strategy.canary.steps"
+	ns           = "shop"
+	stableRev    = "6f7d8c9b5"
+	canaryRev    = "7c4b5d6f8"
+	routingField = "spec.strategy.canary.trafficRoutings[0]"
+	steps        = "spec.strategy.canary.steps"
+)
+
+var (
+	routingPath = field.NewPath("spec", "strategy", "canary", "trafficRoutings").Index(0)
+	stepsPath   = field.NewPath("spec", "strategy", "canary", "steps")
 )
 
 func testScheme(t *testing.T) *runtime.Scheme {
@@ -134,7 +140,7 @@ func gatewayRouting() v1alpha1.TrafficRouting {
 }
 
 func target(routing v1alpha1.TrafficRouting) Target {
-	return Target{Rollout: testRollout(), Routing: routing, Field: field, StableRevision: stableRev, CanaryRevision: canaryRev, Endpoints: &fakeEndpoints{}}
+	return Target{Rollout: testRollout(), Routing: routing, Field: routingPath, StableRevision: stableRev, CanaryRevision: canaryRev, Endpoints: &fakeEndpoints{}}
 }
 
 // fakeEndpoints answers Endpoints.Only from a table of the revision each Service's

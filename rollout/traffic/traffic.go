@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,8 +40,8 @@ type Target struct {
 	Rollout *v1alpha1.Rollout
 	// Routing is the trafficRoutings entry.
 	Routing v1alpha1.TrafficRouting
-	// Field is the entry's path for error messages, e.g. "spec.strategy.canary.trafficRoutings[0]".
-	Field string
+	// Field is the entry's path for error messages, e.g. spec.strategy.canary.trafficRoutings[0].
+	Field *field.Path
 	// StableRevision and CanaryRevision are pod-template-hash values.
 	StableRevision, CanaryRevision string
 	// Endpoints says when the data plane can follow: no Service gets traffic before its
@@ -49,16 +49,10 @@ type Target struct {
 	Endpoints Endpoints
 }
 
-// FieldError names the spec field a problem is about.
-type FieldError struct{ Field, Message string }
-
-// Error returns the field and the message.
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
-
 // Router moves one traffic routing's requests between the stable and the canary revision.
 type Router interface {
-	// Validate checks the referenced objects exist and can carry the requested steps; *FieldError on bad input (missing Service/Ingress/HTTPRoute, HTTPRoute without a backendRef to the Service, more than one header match for nginx, etc.). It changes nothing.
-	Validate(ctx context.Context, steps []v1alpha1.RolloutStep, stepsField string) error
+	// Validate checks the referenced objects exist and can carry the requested steps; a *field.Error on bad input (NotFound for a missing Service/Ingress/HTTPRoute; Invalid for an HTTPRoute without a backendRef to the Service, more than one header match for nginx, etc.). It changes nothing.
+	Validate(ctx context.Context, steps []v1alpha1.RolloutStep, stepsPath *field.Path) error
 	// Route sends weight percent (0-100) of requests, and every request matching matches, to the canary revision. Idempotent: a no-op when already applied (no API write). Before it sends the canary anything it waits for the canary Service's EndpointSlices: a *NotReadyError until they hold ready canary pods alone, with nothing routed yet. Sending nothing to the canary never waits.
 	Route(ctx context.Context, weight int32, matches []v1alpha1.HTTPRouteMatch) error
 	// Finish sends all traffic to winner (the stable revision on abort/cancel/disable/delete, the canary revision on completion), restores the user's Ingress/HTTPRoute exactly, deletes generated objects except that the stable Service stays pinned to winner. It returns a *NotReadyError until the stable Service's EndpointSlices hold the winner's ready pods alone, and on completion it restores the routes only then. Idempotent: call it again until it returns nil.
@@ -83,18 +77,25 @@ func New(c client.Client, t Target) Router {
 	}
 }
 
+// notFound is a reference at path to an object that does not exist.
+func notFound(path *field.Path, value any, detail string) *field.Error {
+	err := field.NotFound(path, value)
+	err.Detail = detail
+	return err
+}
+
 // ForRollout returns the routers of every trafficRoutings entry of ro's strategy, between
 // the revisions its status names. Abort paths (the controller's and the alert webhook's)
 // and the step machine all route through it.
 func ForRollout(c client.Client, ep Endpoints, ro *v1alpha1.Rollout) []Router {
-	st, field := ro.Spec.Strategy.Active()
+	st, path := ro.Spec.Strategy.Active()
 	if st == nil {
 		return nil
 	}
 	out := make([]Router, 0, len(st.TrafficRoutings))
 	for i, tr := range st.TrafficRoutings {
 		out = append(out, New(c, Target{
-			Rollout: ro, Routing: tr, Field: fmt.Sprintf("%s.trafficRoutings[%d]", field, i),
+			Rollout: ro, Routing: tr, Field: path.Child("trafficRoutings").Index(i),
 			StableRevision: ro.Status.StableRevision, CanaryRevision: ro.Status.CanaryRevision, Endpoints: ep,
 		}))
 	}
@@ -119,10 +120,10 @@ func (t Target) check() error {
 		return errors.New("traffic routing target has no Rollout")
 	}
 	if t.Routing.Service == "" {
-		return &FieldError{Field: t.Field + ".service", Message: "required"}
+		return field.Required(t.Field.Child("service"), "the Service whose traffic moves")
 	}
 	if t.Routing.Ingress != nil && t.Routing.Gateway != nil {
-		return &FieldError{Field: t.Field, Message: "ingress and gateway are mutually exclusive in one traffic routing"}
+		return field.Invalid(t.Field, t.Routing, "ingress and gateway are mutually exclusive in one traffic routing")
 	}
 	return nil
 }
@@ -152,37 +153,30 @@ func checkWeight(weight int32) error {
 	return nil
 }
 
-// parseTraffic reads a step's "NN%" traffic.
-func parseTraffic(s string) (int32, error) {
-	digits, ok := strings.CutSuffix(s, "%")
-	n, err := strconv.Atoi(digits)
-	if !ok || err != nil || n < 0 || n > 100 {
-		return 0, fmt.Errorf("%q is not a percentage from 0%% to 100%%", s)
-	}
-	return int32(n), nil
-}
-
-// stepCheck inspects one step; field is the step's path, e.g. "spec.strategy.canary.steps[2]",
+// stepCheck inspects one step; path is the step's, e.g. spec.strategy.canary.steps[2],
 // and weight is nil when the step leaves traffic unchanged.
-type stepCheck func(field string, weight *int32, matches []v1alpha1.HTTPRouteMatch) error
+type stepCheck func(path *field.Path, weight *int32, matches []v1alpha1.HTTPRouteMatch) *field.Error
 
-// checkSteps parses every step's traffic and hands each step to check.
-func checkSteps(steps []v1alpha1.RolloutStep, stepsField string, check stepCheck) error {
+// checkSteps parses every step's traffic and hands each step to check; it returns every
+// problem of every step.
+func checkSteps(steps []v1alpha1.RolloutStep, stepsPath *field.Path, check stepCheck) error {
+	var errs []error
 	for i, s := range steps {
-		field := fmt.Sprintf("%s[%d]", stepsField, i)
+		path := stepsPath.Index(i)
 		var weight *int32
 		if s.Traffic != nil {
-			w, err := parseTraffic(*s.Traffic)
+			w, err := v1alpha1.ParsePercent(*s.Traffic)
 			if err != nil {
-				return &FieldError{Field: field + ".traffic", Message: err.Error()}
+				errs = append(errs, field.Invalid(path.Child("traffic"), *s.Traffic, err.Error()))
+				continue
 			}
 			weight = &w
 		}
-		if err := check(field, weight, s.Matches); err != nil {
-			return err
+		if err := check(path, weight, s.Matches); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // headerToken is RFC 7230's token, the only header names proxies accept.
@@ -220,8 +214,8 @@ func isRegex(h v1alpha1.HeaderMatch) bool { return h.Type == "RegularExpression"
 // checkRolloutName catches a Rollout name too long for the label every generated object carries.
 func (t Target) checkRolloutName() error {
 	if errs := validation.IsValidLabelValue(t.Rollout.Name); len(errs) > 0 {
-		return &FieldError{Field: "metadata.name", Message: fmt.Sprintf("generated objects are labelled %s=%s: %s",
-			LabelRollout, t.Rollout.Name, strings.Join(errs, "; "))}
+		return field.Invalid(field.NewPath("metadata", "name"), t.Rollout.Name, fmt.Sprintf("generated objects are labelled %s=%s: %s",
+			LabelRollout, t.Rollout.Name, strings.Join(errs, "; ")))
 	}
 	return nil
 }

@@ -52,6 +52,9 @@ const (
 	// staleRetry is how soon a reconcile that found its cached Rollout stale looks again,
 	// should the newer Rollout's watch event not come first.
 	staleRetry = 200 * time.Millisecond
+	// soon is how soon a pass comes back that left work for the next one: a run named in
+	// status before it is created, a write lost to a conflict.
+	soon = 10 * time.Millisecond
 
 	// ConditionValid says whether the spec and what it refers to are usable.
 	ConditionValid = "Valid"
@@ -209,7 +212,6 @@ func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, befo
 
 // sooner merges two results into the one that comes back first.
 func sooner(a, b reconcile.Result) reconcile.Result {
-	a.Requeue = a.Requeue || b.Requeue
 	if b.RequeueAfter > 0 && (a.RequeueAfter == 0 || b.RequeueAfter < a.RequeueAfter) {
 		a.RequeueAfter = b.RequeueAfter
 	}
@@ -219,7 +221,7 @@ func sooner(a, b reconcile.Result) reconcile.Result {
 func requeueOnConflict(err error, what string) (reconcile.Result, error) {
 	if apierrors.IsConflict(err) {
 		// Someone (often a human command) changed the Rollout: start over from it.
-		return reconcile.Result{Requeue: true}, nil
+		return reconcile.Result{RequeueAfter: soon}, nil
 	}
 	return reconcile.Result{}, fmt.Errorf("%s: %w", what, err)
 }

@@ -160,7 +160,7 @@ func (s *state) background(ctx context.Context) (res reconcile.Result, done bool
 	}
 	if st.AnalysisRuns.Background == "" {
 		st.AnalysisRuns.Background = runName(s.ro, "background", s.now)
-		return reconcile.Result{Requeue: true}, true, nil
+		return reconcile.Result{RequeueAfter: soon}, true, nil
 	}
 	run, err := s.ensureRun(ctx, st.AnalysisRuns.Background, &bg.RolloutAnalysis, field.NewPath("spec", "analysis"), "background")
 	if err != nil {

@@ -195,7 +195,7 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 				// Named in status before it exists, so a restart finds it rather than
 				// starting a second one.
 				st.AnalysisRuns.Step = runName(s.ro, fmt.Sprintf("step%d", st.CurrentStepIndex), s.now)
-				return reconcile.Result{Requeue: true}, nil
+				return reconcile.Result{RequeueAfter: soon}, nil
 			}
 			run, err := s.ensureRun(ctx, st.AnalysisRuns.Step, step.Analysis, path.Child("analysis"), "step")
 			if err != nil {
@@ -263,7 +263,7 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 			s.enter(st.CurrentStepIndex, v1alpha1.StepUpgrade)
 		}
 	}
-	return reconcile.Result{Requeue: true}, nil
+	return reconcile.Result{RequeueAfter: soon}, nil
 }
 
 // upgrade has the workload run the step's new pods beside the old ones and says how far

@@ -13,18 +13,14 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/promgate/promgate/api/v1alpha1"
-	"github.com/promgate/promgate/test/testbed"
+	"github.com/promgate/promgate/test/fixtures"
 	"github.com/promgate/promgate/test/trafficsim"
 )
 
@@ -75,10 +71,7 @@ var apps = []app{
 
 // bed is the test bed of the demo: cluster, traffic, Prometheus, Alertmanager, promgate.
 type bed struct {
-	*testbed.Cluster
-	sim  *trafficsim.Simulator
-	prom *testbed.Prometheus
-	am   *testbed.Alertmanager
+	*fixtures.Bed
 }
 
 // TestDemo runs the demo; see the package documentation.
@@ -99,7 +92,10 @@ fail) is what must stop it.
 	for _, a := range apps {
 		b.createApp(t, a.name)
 	}
-	require.NoError(t, b.Client.Create(context.Background(), errorRateTemplate()))
+	// The step gate's bar is deliberately coarse (fewer than half the requests fail): it
+	// stops a canary that does not work at all, and the team's SLO lives in the alerting
+	// rule, which promgate obeys through abortOn.
+	require.NoError(t, b.Client.Create(context.Background(), fixtures.ErrorRateTemplate(ns, "error-rate", "0.5")))
 	out.say("bed", "apps checkout and payments: Deployment of 5 blue pods, Service, HTTPRoute; AnalysisTemplate error-rate")
 
 	loc, err := time.LoadLocation(zone)
@@ -186,75 +182,21 @@ The demo took %s from the start of the test bed.`, healthy.green, bad.green, ale
 
 // startBed starts everything the demo runs on; all of it stops when the test ends.
 func startBed(t *testing.T, out *printer) *bed {
-	out.say("bed", "starting the simulated cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
-	c := testbed.StartCluster(t)
-	out.say("bed", "cluster ready: node %s (kwok) runs the pods the Deployment controller creates", c.NodeName)
-
 	entries := make([]trafficsim.Entry, 0, len(apps))
 	for _, a := range apps {
 		entries = append(entries, trafficsim.Entry{Kind: trafficsim.KindHTTPRoute, Name: a.name, RPS: rps})
 	}
-	sim, err := trafficsim.New(trafficsim.Config{Client: c.Client, Namespace: ns, Entries: entries})
-	require.NoError(t, err)
-	// The simulator logs read failures and object problems; they belong in the timeline.
-	logger := funcr.New(func(_, args string) { out.say("simulator", "%s", args) }, funcr.Options{})
-	ctx, cancel := context.WithCancel(log.IntoContext(context.Background(), logger))
-	t.Cleanup(cancel)
-	go func() { _ = sim.Run(ctx) }()
-	out.say("bed", "traffic simulator: %d requests/s to each of HTTPRoute/checkout and HTTPRoute/payments", rps)
-
-	port, err := testbed.FreePort()
-	require.NoError(t, err)
-	webhook := "127.0.0.1:" + strconv.Itoa(port)
-	am := testbed.StartAlertmanager(t, testbed.AlertmanagerOptions{
-		WebhookURL: "http://" + webhook + "/alertmanager",
-		HTTPConfig: map[string]any{"authorization": map[string]any{"credentials": alertToken}},
+	b := fixtures.StartBed(t, fixtures.BedOptions{
+		Namespace:  ns,
+		Simulator:  trafficsim.Config{Entries: entries},
+		Rules:      map[string]string{"demo.yaml": canaryErrorRatioRule},
+		AlertToken: alertToken,
+		// The simulator logs read failures and object problems; they belong in the timeline.
+		Log: funcr.New(func(_, args string) { out.say("simulator", "%s", args) }, funcr.Options{}),
+		Say: func(format string, args ...any) { out.say("bed", format, args...) },
 	})
-	out.say("bed", "Alertmanager %s: sends every alert to promgate's webhook http://%s/alertmanager with a bearer token", am.URL, webhook)
-	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{
-		Targets:       []string{testbed.Serve(t, sim.Handler())},
-		Rules:         map[string]string{"demo.yaml": canaryErrorRatioRule},
-		Alertmanagers: []string{am.Address},
-	})
-	out.say("bed", "Prometheus %s: scrapes the simulator every second; rule %s fires when a canary fails more than 5%% of its requests for 2s", prom.URL, alertName)
-
-	require.NoError(t, c.Client.Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "alert-token", Namespace: ns},
-		StringData: map[string]string{"token": alertToken},
-	}))
-	out.say("bed", "building and starting the promgate controller")
-	pg := testbed.StartPromgate(t, c.ControlPlane, "--prometheus-address="+prom.URL,
-		"--alert-webhook-bind-address="+webhook, "--alert-webhook-token-secret="+ns+"/alert-token")
-	out.say("bed", "promgate controller running (pid %d, its own process, with only its RBAC role)", pg.Pid())
-	return &bed{Cluster: c, sim: sim, prom: prom, am: am}
-}
-
-// errorRateTemplate is each step's analysis: the canary revision's error ratio, measured
-// three times. Its bar is deliberately coarse (fewer than half the requests fail): the
-// step gate stops a canary that does not work at all, and the team's SLO lives in the
-// alerting rule, which promgate obeys through abortOn.
-func errorRateTemplate() *v1alpha1.AnalysisTemplate {
-	return &v1alpha1.AnalysisTemplate{
-		ObjectMeta: metav1.ObjectMeta{Name: "error-rate", Namespace: ns},
-		Spec: v1alpha1.AnalysisTemplateSpec{
-			Args: []v1alpha1.Argument{{Name: "canary-hash"}},
-			Metrics: []v1alpha1.Metric{{
-				Name: "error-rate",
-				// Traffic reaches the new version when the step starts; rate() needs a few
-				// scrapes of it before there is data. On a loaded 2-core CI machine the first
-				// tick can still come too early, so one no-data measurement is tolerated; a
-				// version that never gets traffic is still Inconclusive at the second.
-				InitialDelay:      "5s",
-				Interval:          "2s",
-				Count:             ptr.To[int32](3),
-				InconclusiveLimit: ptr.To[int32](1),
-				SuccessCondition:  "result[0] < 0.5",
-				Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{
-					Query: `sum(rate(promgate_sim_requests_total{revision="{{args.canary-hash}}",code="500"}[5s])) / sum(rate(promgate_sim_requests_total{revision="{{args.canary-hash}}"}[5s]))`,
-				}},
-			}},
-		},
-	}
+	out.say("bed", "%d requests/s to each of HTTPRoute/checkout and HTTPRoute/payments; rule %s fires when a canary fails more than 5%% of its requests for 2s", rps, alertName)
+	return &bed{b}
 }
 
 // rolloutFor is the release policy both apps share.
@@ -284,37 +226,7 @@ func rolloutFor(name string, window *v1alpha1.ReleaseWindow) *v1alpha1.Rollout {
 // HTTPRoute to it.
 func (b *bed) createApp(t *testing.T, name string) {
 	t.Helper()
-	labels := map[string]string{"app": name}
-	objs := []client.Object{
-		&appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: appsv1.DeploymentSpec{
-				Replicas: ptr.To[int32](5),
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{trafficsim.AnnotationErrorRate: "0"}},
-					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "echoserver:blue"}}},
-				},
-			},
-		},
-		&corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
-		},
-		&gatewayv1.HTTPRoute{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: gatewayv1.HTTPRouteSpec{
-				CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "gateway"}}},
-				Hostnames:       []gatewayv1.Hostname{gatewayv1.Hostname(name + ".example.com")},
-				Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
-					BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: ptr.To[gatewayv1.PortNumber](80)},
-				}}}}},
-			},
-		},
-	}
-	for _, o := range objs {
-		require.NoError(t, b.Client.Create(context.Background(), o), "creating %T %s", o, name)
-	}
+	b.Create(t, fixtures.App(ns, name, 5)...)
 }
 
 func (b *bed) get(t *testing.T, name string) *v1alpha1.Rollout {
@@ -337,16 +249,7 @@ func (b *bed) waitPhase(t *testing.T, name string, within time.Duration, phase v
 // setTemplate pushes a new revision, as a deploy pipeline would.
 func (b *bed) setTemplate(t *testing.T, name, image, errorRate string) {
 	t.Helper()
-	// The controller writes the Deployment too: a conflict is retried, as kubectl would.
-	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var d appsv1.Deployment
-		if err := b.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &d); err != nil {
-			return err
-		}
-		d.Spec.Template.Spec.Containers[0].Image = image
-		d.Spec.Template.Annotations[trafficsim.AnnotationErrorRate] = errorRate
-		return b.Client.Update(context.Background(), &d)
-	}))
+	require.NoError(t, fixtures.SetTemplate(context.Background(), b.Client, ns, name, image, errorRate))
 }
 
 // routeWeights returns the weights of the HTTPRoute's first rule by backend Service.

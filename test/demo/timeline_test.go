@@ -303,7 +303,7 @@ func (w *watcher) pollTraffic(ctx context.Context, a *appWatch) {
 		}
 	}
 	split := map[string]float64{}
-	for b, share := range w.b.sim.Snapshot().Entry(trafficsim.KindHTTPRoute, a.name).All {
+	for b, share := range w.b.Sim.Snapshot().Entry(trafficsim.KindHTTPRoute, a.name).All {
 		split[a.revision(b.Revision)] += share
 	}
 	a.pods, a.split = pods, split
@@ -406,7 +406,7 @@ func (w *watcher) pollAlerts(ctx context.Context) {
 			} `json:"alerts"`
 		} `json:"data"`
 	}
-	if w.getJSON(ctx, w.b.prom.URL+"/api/v1/alerts", &prom) {
+	if w.getJSON(ctx, w.b.Prometheus.URL+"/api/v1/alerts", &prom) {
 		for _, al := range prom.Data.Alerts {
 			if al.Labels["alertname"] != alertName {
 				continue
@@ -426,7 +426,7 @@ func (w *watcher) pollAlerts(ctx context.Context) {
 			State string `json:"state"`
 		} `json:"status"`
 	}
-	if w.getJSON(ctx, w.b.am.URL+"/api/v2/alerts", &am) {
+	if w.getJSON(ctx, w.b.Alertmanager.URL+"/api/v2/alerts", &am) {
 		for _, al := range am {
 			if al.Labels["alertname"] == alertName {
 				now["Alertmanager "+describeAlert(al.Labels)] = al.Status.State + ": notifying promgate's webhook"

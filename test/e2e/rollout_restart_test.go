@@ -14,15 +14,14 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/test/fixtures"
 	"github.com/promgate/promgate/test/testbed"
 )
 
@@ -60,11 +59,10 @@ func (w *webValues) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 func startRestartBed(t *testing.T) *restartBed {
 	t.Helper()
-	c := testbed.StartCluster(t)
 	web := &webValues{v: map[string]float64{}}
 	addr := testbed.Serve(t, web)
-	pg := testbed.StartPromgate(t, c.ControlPlane)
-	return &restartBed{rolloutBed: &rolloutBed{Cluster: c, pg: pg, ns: "default"}, web: web, webAddr: addr}
+	fb := fixtures.StartBed(t, fixtures.BedOptions{})
+	return &restartBed{rolloutBed: &rolloutBed{Cluster: fb.Cluster, pg: fb.Promgate, ns: fb.Namespace}, web: web, webAddr: addr}
 }
 
 // errorRateTemplate creates a template named name measuring /name on the web endpoint
@@ -90,14 +88,7 @@ func (b *restartBed) errorRateTemplate(t *testing.T, name string) {
 // right after adoption the Deployment controller is still writing the Deployment's status.
 func (b *restartBed) newRevision(t *testing.T, name string) {
 	t.Helper()
-	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var d appsv1.Deployment
-		if err := b.Client.Get(context.Background(), client.ObjectKey{Namespace: b.ns, Name: name}, &d); err != nil {
-			return err
-		}
-		d.Spec.Template.Spec.Containers[0].Image = "echoserver:green"
-		return b.Client.Update(context.Background(), &d)
-	}))
+	require.NoError(t, fixtures.SetTemplate(context.Background(), b.Client, b.ns, name, "echoserver:green", "0"))
 }
 
 // restart kills the controller (SIGKILL, as a crash), leaves it down for down, starts it

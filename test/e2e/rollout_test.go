@@ -21,12 +21,12 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/test/fixtures"
 	"github.com/promgate/promgate/test/testbed"
 	"github.com/promgate/promgate/test/trafficsim"
 )
@@ -51,42 +51,12 @@ var simEntries = []trafficsim.Entry{
 }
 
 // startRolloutBed starts the bed with the simulator configured by sc (its entries and
-// tick; the client and namespace are the bed's).
+// tick) and the error-rate template (a canary fails at 5% errors).
 func startRolloutBed(t *testing.T, sc trafficsim.Config) *rolloutBed {
 	t.Helper()
-	c := testbed.StartCluster(t)
-	const ns = "default"
-	sc.Client, sc.Namespace = c.Client, ns
-	sim, err := trafficsim.New(sc)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = sim.Run(ctx) }()
-	exporter := testbed.Serve(t, sim.Handler())
-	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{Targets: []string{exporter}})
-	pg := testbed.StartPromgate(t, c.ControlPlane, "--prometheus-address="+prom.URL)
-	b := &rolloutBed{Cluster: c, sim: sim, pg: pg, ns: ns}
-	b.create(t, &v1alpha1.AnalysisTemplate{
-		ObjectMeta: metav1.ObjectMeta{Name: "error-rate", Namespace: ns},
-		Spec: v1alpha1.AnalysisTemplateSpec{
-			Args: []v1alpha1.Argument{{Name: "canary-hash"}},
-			Metrics: []v1alpha1.Metric{{
-				Name: "error-rate",
-				// Traffic reaches the new version when the step starts; rate() needs a few
-				// scrapes of it before there is data. On a loaded 2-core CI machine the first
-				// tick can still come too early, so one no-data measurement is tolerated; a
-				// version that never gets traffic is still Inconclusive at the second.
-				InitialDelay:      "5s",
-				Interval:          "2s",
-				Count:             ptr.To[int32](3),
-				InconclusiveLimit: ptr.To[int32](1),
-				SuccessCondition:  "result[0] < 0.05",
-				Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{
-					Query: `sum(rate(promgate_sim_requests_total{revision="{{args.canary-hash}}",code="500"}[5s])) / sum(rate(promgate_sim_requests_total{revision="{{args.canary-hash}}"}[5s]))`,
-				}},
-			}},
-		},
-	})
+	fb := fixtures.StartBed(t, fixtures.BedOptions{Simulator: sc})
+	b := &rolloutBed{Cluster: fb.Cluster, sim: fb.Sim, pg: fb.Promgate, ns: fb.Namespace}
+	b.create(t, fixtures.ErrorRateTemplate(b.ns, "error-rate", "0.05"))
 	return b
 }
 
@@ -97,68 +67,27 @@ func (b *rolloutBed) create(t *testing.T, objs ...client.Object) {
 	}
 }
 
-// app creates a Deployment of 5 replicas with its Service; errorRate is what the
-// simulator makes its pods answer with.
+// app creates a Deployment of 5 replicas with its Service.
 func (b *rolloutBed) app(t *testing.T, name string) *appsv1.Deployment {
 	t.Helper()
-	labels := map[string]string{"app": name}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.ns},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](5),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{trafficsim.AnnotationErrorRate: "0"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "echoserver:blue"}}},
-			},
-		},
-	}
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.ns},
-		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
-	}
-	b.create(t, d, svc)
+	d := fixtures.Deployment(b.ns, name, 5)
+	b.create(t, d, fixtures.Service(b.ns, name))
 	return d
 }
 
 func (b *rolloutBed) httpRoute(t *testing.T, name string) {
 	t.Helper()
-	b.create(t, &gatewayv1.HTTPRoute{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.ns},
-		Spec: gatewayv1.HTTPRouteSpec{
-			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "gateway"}}},
-			Hostnames:       []gatewayv1.Hostname{gatewayv1.Hostname(name + ".example.com")},
-			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
-				BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: ptr.To[gatewayv1.PortNumber](80)},
-			}}}}},
-		},
-	})
+	b.create(t, fixtures.HTTPRoute(b.ns, name))
 }
 
 func (b *rolloutBed) ingress(t *testing.T, name string) {
 	t.Helper()
-	b.create(t, &networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.ns},
-		Spec: networkingv1.IngressSpec{
-			IngressClassName: ptr.To("nginx"),
-			Rules: []networkingv1.IngressRule{{Host: name + ".example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-				Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: ptr.To(networkingv1.PathTypePrefix), Backend: networkingv1.IngressBackend{
-					Service: &networkingv1.IngressServiceBackend{Name: name, Port: networkingv1.ServiceBackendPort{Number: 80}},
-				}}},
-			}}}},
-		},
-	})
+	b.create(t, fixtures.Ingress(b.ns, name))
 }
 
 func (b *rolloutBed) rollout(t *testing.T, name string, strategy v1alpha1.RolloutStrategy) {
 	t.Helper()
-	b.create(t, &v1alpha1.Rollout{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.ns},
-		Spec: v1alpha1.RolloutSpec{
-			WorkloadRef: v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: name},
-			Strategy:    strategy,
-		},
-	})
+	b.create(t, fixtures.Rollout(b.ns, name, strategy))
 	b.waitPhase(t, name, time.Minute, v1alpha1.RolloutPhaseHealthy)
 }
 
@@ -237,16 +166,7 @@ func (b *rolloutBed) explain(t *testing.T, ro *v1alpha1.Rollout) string {
 // setTemplate changes the Deployment's pod template: a new revision.
 func (b *rolloutBed) setTemplate(t *testing.T, name, image, errorRate string) {
 	t.Helper()
-	// The controller writes the Deployment too: a conflict is retried, as kubectl would.
-	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var d appsv1.Deployment
-		if err := b.Client.Get(context.Background(), client.ObjectKey{Namespace: b.ns, Name: name}, &d); err != nil {
-			return err
-		}
-		d.Spec.Template.Spec.Containers[0].Image = image
-		d.Spec.Template.Annotations[trafficsim.AnnotationErrorRate] = errorRate
-		return b.Client.Update(context.Background(), &d)
-	}))
+	require.NoError(t, fixtures.SetTemplate(context.Background(), b.Client, b.ns, name, image, errorRate))
 }
 
 // pods counts the ready pods of each revision of the Deployment.
@@ -475,9 +395,19 @@ func runRolloutScenarios(t *testing.T, b *rolloutBed, want func(name string) boo
 		})
 		b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseHealthy)
 		b.setTemplate(t, app, "echoserver:green", "0.3")
-		ro := b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseAborted)
-		assert.Contains(t, ro.Status.AbortReason, "background analysis")
+		// Step 1's pause (2 s) ends before the run's first measurement (5 s): the run
+		// started at step 1 decides at step 2.
+		ro := b.waitStep(t, app, 2, v1alpha1.StepPaused, time.Minute)
+		run := ro.Status.AnalysisRuns.Background
+		require.NotEmpty(t, run, "the background run measures across the step")
+		ro = b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseAborted)
+		assert.Contains(t, ro.Status.AbortReason, "background analysis "+run)
 		assert.Contains(t, ro.Status.AbortReason, `"error-rate"`)
+		assert.Contains(t, ro.Status.Message, "aborted at step 2")
+		require.NotNil(t, ro.Status.Report)
+		require.Len(t, ro.Status.Report.Steps, 2, "the release crossed step 1")
+		assert.Equal(t, "Successful", ro.Status.Report.Steps[0].Verdict, "step 1 passed on its pause")
+		assert.Equal(t, "Failed", ro.Status.Report.Steps[1].Verdict, "step 2 ended on the background verdict")
 		assert.Equal(t, []map[string]int32{{app: 100, app + "-canary": 0}}, b.routeWeights(t, app))
 	})
 
@@ -738,19 +668,26 @@ func runRolloutScenarios(t *testing.T, b *rolloutBed, want func(name string) boo
 
 	run("bad input is a condition naming the field", func(t *testing.T) {
 		b.app(t, "lonely")
+		// A Deployment some Rollout already releases: a second Rollout on it is refused.
+		b.app(t, "taken")
+		b.rollout(t, "taken", v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: []v1alpha1.RolloutStep{{}}}})
+		on := func(deployment string, st v1alpha1.ReleaseStrategy) v1alpha1.RolloutSpec {
+			return v1alpha1.RolloutSpec{WorkloadRef: v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: deployment},
+				Strategy: v1alpha1.RolloutStrategy{Canary: &st}}
+		}
 		for name, tc := range map[string]struct {
-			spec  v1alpha1.RolloutSpec
-			field string
+			spec           v1alpha1.RolloutSpec
+			field, message string
 		}{
-			"missing-deployment": {v1alpha1.RolloutSpec{WorkloadRef: v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "nope"},
-				Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: []v1alpha1.RolloutStep{{}}}}}, "spec.workloadRef.name"},
-			"missing-service": {v1alpha1.RolloutSpec{WorkloadRef: v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "lonely"},
-				Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: []v1alpha1.RolloutStep{{Traffic: ptr.To("100%")}},
-					TrafficRoutings: []v1alpha1.TrafficRouting{{Service: "nope"}}}}}, "spec.strategy.canary.trafficRoutings[0]"},
-			"second-rollout": {v1alpha1.RolloutSpec{WorkloadRef: v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "batches"},
-				Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: []v1alpha1.RolloutStep{{}}}}}, "spec.workloadRef.name"},
-			"percent-over-100": {v1alpha1.RolloutSpec{WorkloadRef: v1alpha1.WorkloadRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "batches"},
-				Strategy: v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: []v1alpha1.RolloutStep{{Replicas: ptr.To(intstr.FromString("150%"))}}}}}, "spec.strategy.canary.steps[0].replicas"},
+			"missing-deployment": {on("nope", v1alpha1.ReleaseStrategy{Steps: []v1alpha1.RolloutStep{{}}}),
+				"spec.workloadRef.name", `Deployment "nope" not found`},
+			"missing-service": {on("lonely", v1alpha1.ReleaseStrategy{Steps: []v1alpha1.RolloutStep{{Traffic: ptr.To("100%")}},
+				TrafficRoutings: []v1alpha1.TrafficRouting{{Service: "nope"}}}),
+				"spec.strategy.canary.trafficRoutings[0].service", `Service "nope" not found`},
+			"second-rollout": {on("taken", v1alpha1.ReleaseStrategy{Steps: []v1alpha1.RolloutStep{{}}}),
+				"spec.workloadRef.name", `Deployment "taken" is already released by Rollout "taken"`},
+			"percent-over-100": {on("lonely", v1alpha1.ReleaseStrategy{Steps: []v1alpha1.RolloutStep{{Replicas: ptr.To(intstr.FromString("150%"))}}}),
+				"spec.strategy.canary.steps[0].replicas", `"150%"`},
 		} {
 			b.create(t, &v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: "bad-" + name, Namespace: b.ns}, Spec: tc.spec})
 			var cond *metav1.Condition
@@ -759,8 +696,14 @@ func runRolloutScenarios(t *testing.T, b *rolloutBed, want func(name string) boo
 				return cond != nil
 			}, 30*time.Second, 100*time.Millisecond, name)
 			assert.Equal(t, metav1.ConditionFalse, cond.Status, name)
-			assert.Contains(t, cond.Message, tc.field, name)
+			assert.Contains(t, cond.Message, tc.field+":", name)
+			assert.Contains(t, cond.Message, tc.message, name)
 		}
+		var d appsv1.Deployment
+		require.NoError(t, b.Client.Get(context.Background(), client.ObjectKey{Namespace: b.ns, Name: "lonely"}, &d))
+		assert.NotContains(t, d.Annotations, "promgate.io/rollout", "an invalid Rollout changes nothing")
+		require.NoError(t, b.Client.Get(context.Background(), client.ObjectKey{Namespace: b.ns, Name: "taken"}, &d))
+		assert.Equal(t, "taken", d.Annotations["promgate.io/rollout"], "the first Rollout keeps its Deployment")
 	})
 
 	if t.Failed() {

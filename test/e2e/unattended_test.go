@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/test/fixtures"
 	"github.com/promgate/promgate/test/testbed"
 	"github.com/promgate/promgate/test/trafficsim"
 )
@@ -46,44 +46,22 @@ type unattendedBed struct {
 
 func startUnattendedBed(t *testing.T) *unattendedBed {
 	t.Helper()
-	c := testbed.StartCluster(t)
-	const ns = "default"
-	entries := []trafficsim.Entry{
-		{Kind: trafficsim.KindHTTPRoute, Name: "alerting", RPS: 50},
-		{Kind: trafficsim.KindHTTPRoute, Name: "nightly", RPS: 50},
-		{Kind: trafficsim.KindHTTPRoute, Name: "closing", RPS: 50},
-		{Kind: trafficsim.KindHTTPRoute, Name: "holding", RPS: 50},
-	}
-	sim, err := trafficsim.New(trafficsim.Config{Client: c.Client, Namespace: ns, Entries: entries})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = sim.Run(ctx) }()
-
-	port, err := testbed.FreePort()
-	require.NoError(t, err)
-	webhook := "127.0.0.1:" + strconv.Itoa(port)
-	am := testbed.StartAlertmanager(t, testbed.AlertmanagerOptions{
-		WebhookURL: "http://" + webhook + "/alertmanager",
-		HTTPConfig: map[string]any{"authorization": map[string]any{"credentials": alertToken}},
+	fb := fixtures.StartBed(t, fixtures.BedOptions{
+		Simulator: trafficsim.Config{Entries: []trafficsim.Entry{
+			{Kind: trafficsim.KindHTTPRoute, Name: "alerting", RPS: 50},
+			{Kind: trafficsim.KindHTTPRoute, Name: "nightly", RPS: 50},
+			{Kind: trafficsim.KindHTTPRoute, Name: "closing", RPS: 50},
+			{Kind: trafficsim.KindHTTPRoute, Name: "holding", RPS: 50},
+		}},
+		Rules:      map[string]string{"canary.yaml": canaryErrorsRule},
+		AlertToken: alertToken,
 	})
-	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{
-		Targets:       []string{testbed.Serve(t, sim.Handler())},
-		Rules:         map[string]string{"canary.yaml": canaryErrorsRule},
-		Alertmanagers: []string{am.Address},
-	})
-	require.NoError(t, c.Client.Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "alert-token", Namespace: ns},
-		StringData: map[string]string{"token": alertToken},
-	}))
-	pg := testbed.StartPromgate(t, c.ControlPlane, "--prometheus-address="+prom.URL,
-		"--alert-webhook-bind-address="+webhook, "--alert-webhook-token-secret="+ns+"/alert-token")
-	return &unattendedBed{rolloutBed: &rolloutBed{Cluster: c, sim: sim, pg: pg, ns: ns}, webhook: webhook}
+	return &unattendedBed{rolloutBed: &rolloutBed{Cluster: fb.Cluster, sim: fb.Sim, pg: fb.Promgate, ns: fb.Namespace}, webhook: fb.Webhook}
 }
 
 func (b *unattendedBed) post(t *testing.T, method, token string, body []byte) int {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+b.webhook+"/alertmanager", bytes.NewReader(body))
+	req, err := http.NewRequest(method, "http://"+b.webhook+fixtures.AlertWebhookPath, bytes.NewReader(body))
 	require.NoError(t, err)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

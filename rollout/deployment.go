@@ -178,10 +178,7 @@ func (w *deployment) adopt(ctx context.Context) error {
 }
 
 func (w *deployment) finish(ctx context.Context) error {
-	d, err := w.update(ctx, func(d *appsv1.Deployment) (bool, error) { return release(d, true) })
-	if err == nil {
-		w.d = d
-	}
+	_, err := w.update(ctx, func(d *appsv1.Deployment) (bool, error) { return release(d, true) })
 	return err
 }
 
@@ -253,9 +250,10 @@ func (w *deployment) freeze(ctx context.Context, stable string, scaleDown bool) 
 }
 
 // update applies mutate to the Deployment and writes it when mutate says it changed,
-// until the write does not conflict. The first try mutates the Deployment the reconcile
-// read from the cache; after a conflict, the API server's, so a cache that lags cannot
-// make it give up. It returns the Deployment as written, or as mutate found it.
+// until the write does not conflict. The first try mutates the Deployment this pass last
+// saw (read from the cache, or as this pass wrote it); after a conflict, the API
+// server's, so a cache that lags cannot make it give up. It returns the Deployment as
+// written, or as mutate found it, and later updates of the pass start from that.
 func (w *deployment) update(ctx context.Context, mutate func(*appsv1.Deployment) (bool, error)) (*appsv1.Deployment, error) {
 	d := w.d.DeepCopy()
 	key := client.ObjectKeyFromObject(d)
@@ -277,6 +275,7 @@ func (w *deployment) update(ctx context.Context, mutate func(*appsv1.Deployment)
 	if err != nil {
 		return nil, fmt.Errorf("updating Deployment %s: %w", key.Name, err)
 	}
+	w.d = d
 	return d, nil
 }
 

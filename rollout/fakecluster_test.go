@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ type fakeCluster struct {
 	r      *Reconciler
 	now    time.Time
 	cached func(key client.ObjectKey, obj client.Object) (bool, error)
+	// writes are the reconciler's writes to objects other than the Rollout's status, as
+	// "verb Kind name", in order.
+	writes []string
 }
 
 func fakeScheme(t *testing.T) *runtime.Scheme {
@@ -62,6 +66,11 @@ func newFakeCluster(t *testing.T, objs ...client.Object) *fakeCluster {
 			return []string{o.(*v1alpha1.Rollout).Spec.WorkloadRef.Name}
 		}).
 		WithObjects(objs...).Build()
+	record := func(verb string, obj client.Object) {
+		kind := fmt.Sprintf("%T", obj)
+		kind = kind[strings.LastIndex(kind, ".")+1:]
+		k.writes = append(k.writes, verb+" "+kind+" "+obj.GetName())
+	}
 	cache := interceptor.NewClient(k.api, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			if k.cached != nil {
@@ -70,6 +79,22 @@ func newFakeCluster(t *testing.T, objs ...client.Object) *fakeCluster {
 				}
 			}
 			return c.Get(ctx, key, obj, opts...)
+		},
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			record("create", obj)
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			record("update", obj)
+			return c.Update(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			record("patch", obj)
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			record("delete", obj)
+			return c.Delete(ctx, obj, opts...)
 		},
 	})
 	k.r = &Reconciler{Client: cache, APIReader: k.api, Recorder: events.NewFakeRecorder(1000), Now: func() time.Time { return k.now }}

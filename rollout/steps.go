@@ -127,8 +127,10 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 		return s.holdAborted(ctx)
 	}
 	// A scaling event (kubectl scale, an HPA) moves pods between the revisions in any
-	// state, so the split is held in every state; StepUpgrade holds its own step's below.
-	if s.w.held() && st.CurrentStepState != v1alpha1.StepUpgrade && st.CurrentStepIndex >= 1 && st.CurrentStepIndex <= n {
+	// state, so the split is held in every state that waits; StepUpgrade holds its own
+	// step's below, and StepReady leaves its step in this pass.
+	if s.w.held() && st.CurrentStepState != v1alpha1.StepUpgrade && st.CurrentStepState != v1alpha1.StepReady &&
+		st.CurrentStepIndex >= 1 && st.CurrentStepIndex <= n {
 		if _, err := s.w.step(ctx, st.StableRevision, s.replicasAt(st.CurrentStepIndex)); err != nil {
 			return reconcile.Result{}, err
 		}

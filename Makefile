@@ -8,7 +8,7 @@ PKGS    := ./...
 E2E_PKGS  := ./test/e2e/... ./test/demo
 UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /test/e2e -e /test/demo)
 
-.PHONY: all build generate verify-generated test unit e2e testbin bench demo fmt vet clean
+.PHONY: all build generate test lint unit e2e testbin bench demo clean
 
 all: build
 
@@ -26,18 +26,21 @@ generate:
 testbin:
 	$(GO) run ./test/cmd/testbin
 
-## test: vet, unit tests (with -race and fuzz seed corpora) and the end-to-end suites. The
+## test: lint, unit tests (with -race and fuzz seed corpora) and the end-to-end suites. The
 ## end-to-end suites mostly wait on their clusters, so the unit tests run beside them, and
-## vet compiles beside the tool build: on 2 cores a first run takes minutes less. The tool
-## build's progress shows as it happens (vet says nothing unless it fails); each test
+## lint compiles beside the tool build: on 2 cores a first run takes minutes less. The tool
+## build's progress shows as it happens (lint says nothing unless it fails); each test
 ## target's output is printed in one piece when it ends.
 test:
-	$(MAKE) --no-print-directory -j2 testbin vet
+	$(MAKE) --no-print-directory -j2 testbin lint
 	$(MAKE) --no-print-directory -j2 --output-sync=target unit e2e
 
-vet:
+## lint: gofmt, go vet and staticcheck (pinned in test/tools/staticcheck).
+lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet $(PKGS)
+	$(GO) build -C test/tools/staticcheck -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
+	$(BIN)/staticcheck $(PKGS)
 
 unit:
 	$(GO) test -race -count=1 -timeout 10m $(UNIT_PKGS)

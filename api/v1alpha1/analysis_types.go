@@ -570,9 +570,3 @@ type AnalysisRunList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []AnalysisRun `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&AnalysisTemplate{}, &AnalysisTemplateList{},
-		&ClusterAnalysisTemplate{}, &ClusterAnalysisTemplateList{},
-		&AnalysisRun{}, &AnalysisRunList{})
-}

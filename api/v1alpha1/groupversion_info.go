@@ -5,16 +5,25 @@
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
 	// GroupVersion is promgate.io/v1alpha1.
 	GroupVersion = schema.GroupVersion{Group: "promgate.io", Version: "v1alpha1"}
 
-	// SchemeBuilder registers this package's kinds.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// SchemeBuilder registers this package's kinds; apimachinery's, so that importing the
+	// API takes no controller-runtime.
+	SchemeBuilder = runtime.NewSchemeBuilder(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, &AnalysisTemplate{}, &AnalysisTemplateList{},
+			&ClusterAnalysisTemplate{}, &ClusterAnalysisTemplateList{},
+			&AnalysisRun{}, &AnalysisRunList{},
+			&Rollout{}, &RolloutList{})
+		metav1.AddToGroupVersion(s, GroupVersion)
+		return nil
+	})
 
 	// AddToScheme adds this package's kinds to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme

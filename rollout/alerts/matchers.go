@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -60,7 +61,7 @@ func parseMatcher(text string) (*labels.Matcher, error) {
 	}
 	// Prometheus drops __name__ from alert labels, so such a matcher (or a bare quoted
 	// name, which PromQL reads as one) could never do what was meant.
-	if ms[0].Name == labels.MetricName {
+	if ms[0].Name == model.MetricNameLabel {
 		return nil, errors.New("alerts carry no __name__ label; match alertname instead")
 	}
 	return ms[0], nil

@@ -309,7 +309,7 @@ func runRolloutScenarios(t *testing.T, b *rolloutBed, want func(name string) boo
 		assert.Equal(t, map[string]int{blue: 5, green: 5}, b.pods(t, app), "step 3: both versions at full size")
 		assert.Equal(t, []map[string]int32{{app: 0, app + "-canary": 100}}, b.routeWeights(t, app), "step 3: all traffic to green")
 
-		ro = b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseCompleted)
+		b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseCompleted)
 		require.Eventually(t, func() bool { return b.get(t, app).Status.StableRevision == green }, time.Minute, 100*time.Millisecond)
 		b.waitPods(t, app, map[string]int{green: 5})
 		assert.Equal(t, origSelector, b.selector(t, app), "the Service's selector is restored")

@@ -133,8 +133,7 @@ func startControlPlane(t testing.TB) (*ControlPlane, error) {
 		apiLog.Close()
 	}
 	atInterrupt(stop)
-	cfg, err := env.Start()
-	if err != nil {
+	if _, err := env.Start(); err != nil {
 		stop()
 		return nil, fmt.Errorf("envtest with etcd and kube-apiserver %s (logs %s): %w", "v1.36.3", logDir, err)
 	}
@@ -152,7 +151,7 @@ func startControlPlane(t testing.TB) (*ControlPlane, error) {
 	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
-	cfg = admin.Config()
+	cfg := admin.Config()
 	cfg.QPS, cfg.Burst = 200, 400
 	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
 	if err != nil {

@@ -356,8 +356,10 @@ func MainModuleDir(ctx context.Context, module string) (string, error) {
 	return moduleDir(ctx, root, module)
 }
 
+// goBinary is the go command that runs the tests: the toolchain the tools are pinned for.
 func goBinary() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if p := filepath.Join(strings.TrimSpace(string(out)), "bin", "go"); err == nil && fileExists(p) {
 		return p
 	}
 	return "go"

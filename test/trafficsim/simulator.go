@@ -133,10 +133,10 @@ func validEntry(e Entry) error {
 	switch e.Kind {
 	case KindService, KindIngress, KindHTTPRoute:
 	default:
-		return fmt.Errorf("Kind %q is not %s, %s or %s", e.Kind, KindService, KindIngress, KindHTTPRoute)
+		return fmt.Errorf("kind %q is not %s, %s or %s", e.Kind, KindService, KindIngress, KindHTTPRoute)
 	}
 	if e.Name == "" {
-		return errors.New("Name is empty")
+		return errors.New("the name is empty")
 	}
 	if err := validRPS(e.RPS); err != nil {
 		return err

@@ -10,10 +10,13 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
+	"github.com/promgate/promgate/providers/shared"
 )
 
 // scripted is a provider returning one scripted answer per call; a nil vector is an error.
@@ -48,7 +51,7 @@ func (s *scripted) Measure(_ context.Context, q providers.Query) (providers.Meas
 	if err != nil {
 		return providers.Measurement{}, err
 	}
-	return providers.Measurement{Result: res, Value: res.String()}, nil
+	return providers.Measurement{Result: res}, nil
 }
 
 func vec(v ...float64) answer { return answer{vector: append([]float64{}, v...)} }
@@ -321,15 +324,14 @@ func TestScheduling(t *testing.T) {
 }
 
 func TestPrepare(t *testing.T) {
-	engine, err := NewEngine(mustExecutor(t), "http://prometheus:9090")
-	require.NoError(t, err)
+	engine := NewEngine(mustExecutor(t), "http://prometheus:9090")
 	ctx := context.Background()
 	metric := func(mut func(*v1alpha1.Metric)) v1alpha1.AnalysisRunSpec {
 		m := v1alpha1.Metric{Name: "rate", SuccessCondition: "result[0] > 0.9", Provider: v1alpha1.MetricProvider{
 			Prometheus: &v1alpha1.PrometheusMetric{Query: `sum(rate(x{svc="{{args.svc}}"}[1m]))`},
 		}}
 		mut(&m)
-		return v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{m}, Args: []v1alpha1.Argument{{Name: "svc", Value: ptrTo("a")}}}
+		return v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{m}, Args: []v1alpha1.Argument{{Name: "svc", Value: ptr.To("a")}}}
 	}
 	for _, tc := range []struct {
 		name  string
@@ -341,9 +343,9 @@ func TestPrepare(t *testing.T) {
 		{"bad condition", func(m *v1alpha1.Metric) { m.SuccessCondition = "result[0] >" }, "metrics[rate].successCondition"},
 		{"bad duration", func(m *v1alpha1.Metric) { m.Interval = "soon" }, "metrics[rate].interval"},
 		{"fractional interval", func(m *v1alpha1.Metric) { m.Interval = "1500ms" }, "metrics[rate].interval: 1.5s is not a whole number of seconds"},
-		{"count without interval", func(m *v1alpha1.Metric) { m.Count = ptrTo[int32](3) }, "metrics[rate].count"},
+		{"count without interval", func(m *v1alpha1.Metric) { m.Count = ptr.To[int32](3) }, "metrics[rate].count"},
 		{"failureLimit not below count", func(m *v1alpha1.Metric) {
-			m.Interval, m.Count, m.FailureLimit = "1s", ptrTo[int32](2), ptrTo[int32](2)
+			m.Interval, m.Count, m.FailureLimit = "1s", ptr.To[int32](2), ptr.To[int32](2)
 		}, "could never fail"},
 		{"unknown noData", func(m *v1alpha1.Metric) { m.NoData = "Ignore" }, "metrics[rate].noData"},
 		{"two providers", func(m *v1alpha1.Metric) { m.Provider.Web = &v1alpha1.WebMetric{URL: "http://x", JSONPath: "{$.a}"} }, "metrics[rate].provider: exactly one provider"},
@@ -352,8 +354,8 @@ func TestPrepare(t *testing.T) {
 			spec := metric(tc.mut)
 			_, err := engine.Prepare(ctx, &spec, nil)
 			require.Error(t, err)
-			var se *SpecError
-			require.ErrorAs(t, err, &se)
+			var fe *field.Error
+			require.ErrorAs(t, err, &fe)
 			assert.Contains(t, err.Error(), tc.field)
 		})
 	}
@@ -403,11 +405,9 @@ func TestPrepare(t *testing.T) {
 	})
 }
 
-func mustExecutor(t *testing.T) *metricsq.Executor {
+func mustExecutor(t *testing.T) *shared.Executor {
 	t.Helper()
-	e, err := metricsq.NewExecutor(nil, metricsq.ExecutorOptions{})
+	e, err := shared.NewExecutor(nil, shared.Options{})
 	require.NoError(t, err)
 	return e
 }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -160,7 +160,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 const retryAfter = 50 * time.Millisecond
 
 // invalid ends a run whose spec does not prepare: nothing is measured, and the Valid
-// condition names the field at fault for every problem, one a line.
+// condition names the field at fault for every problem, each on a new line.
 func (r *RunReconciler) invalid(ctx context.Context, run *v1alpha1.AnalysisRun, before *v1alpha1.AnalysisRunStatus, now time.Time, err error) (reconcile.Result, error) {
 	run.Status.Phase = v1alpha1.AnalysisPhaseError
 	run.Status.Message = "invalid spec, nothing measured: " + err.Error()

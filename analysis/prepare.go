@@ -86,8 +86,8 @@ func MetricPath(i int, m v1alpha1.Metric) *field.Path {
 }
 
 // Prepare checks and compiles spec; nothing is measured for a spec that does not prepare.
-// The error reports every problem at once, one a line: errors.As finds a *field.Error in
-// it, fielderr.From lists them all with their causes (such as a
+// The error reports every problem at once, each on a new line: errors.As finds a
+// *field.Error in it, fielderr.From lists them all with their causes (such as a
 // *metricsq.UndefinedArgError), and field paths are relative to spec, e.g.
 // metrics[success-rate].provider.prometheus.query.
 func (e *Engine) Prepare(ctx context.Context, spec *v1alpha1.AnalysisRunSpec, secret providers.SecretFunc) (*Plan, error) {

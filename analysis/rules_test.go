@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
 	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
 	"github.com/promgate/promgate/providers/shared"
@@ -359,6 +361,59 @@ func TestPrepare(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.field)
 		})
 	}
+
+	t.Run("every problem of every metric at once", func(t *testing.T) {
+		spec := v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{
+			{Name: "rate", Interval: "soon", SuccessCondition: "result[0] >", Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{
+				Query: `x{a="{{args.a}}", b="{{args.b}}"}`, Timeout: "-1s",
+			}}},
+			{Name: "page", NoData: "Ignore", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{URL: "ftp://x", JSONPath: "{$.a", Method: "PUT"}}},
+			{Provider: v1alpha1.MetricProvider{}},
+		}}
+		_, err := engine.Prepare(ctx, &spec, nil)
+		require.Error(t, err)
+		var fields []string
+		for _, p := range fielderr.From(err) {
+			fields = append(fields, p.Field.Field)
+		}
+		assert.Equal(t, []string{
+			"metrics[2].name",
+			"metrics[rate].interval",
+			"metrics[rate].successCondition",
+			"metrics[rate].provider.prometheus.query",
+			"metrics[rate].provider.prometheus.query",
+			"metrics[rate].provider.prometheus.timeout",
+			"metrics[page].noData",
+			"metrics[page].provider.web.url",
+			"metrics[page].provider.web.method",
+			"metrics[page].provider.web.jsonPath",
+			"metrics[2].provider",
+		}, fields, err.Error())
+		for _, line := range []string{
+			`metrics[rate].provider.prometheus.query: argument "a" is not defined`,
+			`metrics[rate].provider.prometheus.query: argument "b" is not defined`,
+			"metrics[page].provider.web.method: \"PUT\" is not GET or POST",
+			"metrics[2].provider: exactly one provider (prometheus or web) must be set",
+		} {
+			assert.Contains(t, strings.Split(err.Error(), "\n"), line)
+		}
+
+		var missing []string
+		for _, p := range fielderr.From(err) {
+			if undefined, ok := errors.AsType[*metricsq.UndefinedArgError](p); ok {
+				missing = append(missing, undefined.Name)
+			}
+		}
+		assert.Equal(t, []string{"a", "b"}, missing, "each missing arg is its own problem, found by type")
+	})
+
+	t.Run("an arg whose Secret fails is reported once", func(t *testing.T) {
+		spec := metric(func(m *v1alpha1.Metric) {})
+		spec.Args = []v1alpha1.Argument{{Name: "svc", ValueFrom: &v1alpha1.ArgumentValueFrom{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "s", Key: "k"}}}}
+		_, err := engine.Prepare(ctx, &spec, nil)
+		require.EqualError(t, err, "args[svc].valueFrom.secretKeyRef: secrets cannot be read here; pass the value as an argument",
+			"not also an undefined argument in the query")
+	})
 
 	t.Run("secrets are resolved and masked", func(t *testing.T) {
 		spec := metric(func(m *v1alpha1.Metric) {})

@@ -53,7 +53,8 @@ func (l *List) Invalid(path *field.Path, value any, err error) {
 	*l = append(*l, &Error{Field: field.Invalid(path, value, err.Error()), Cause: err})
 }
 
-// Err is the list as one error, or nil when it is empty: one problem per line, and
+// Err is the list as one error, or nil when it is empty: each problem starts a new line
+// (a detail may span several, as expr's drawing of where a condition broke does), and
 // errors.As finds every problem's *field.Error and cause in it.
 func (l List) Err() error {
 	if len(l) == 0 {

@@ -24,9 +24,10 @@ import (
 var placeholders = []string{"0", "1m", "placeholder"}
 
 // ValidateTemplate checks every metric of a template as a run would prepare it: PromQL
-// syntax, condition compilation, durations, limits and auth. Args without a value get
-// placeholder values, trying each so that only a problem no placeholder avoids counts,
-// and Secrets are not read. It returns every problem, with field paths as Prepare has
+// syntax, condition compilation, durations, limits and auth, without reading Secrets.
+// Args without a value get each placeholder in turn, and a metric counts the problems of
+// the placeholder that leaves the fewest, so that a problem of a placeholder is not taken
+// for one of the template. It returns every problem, with field paths as Prepare has
 // them.
 func (e *Engine) ValidateTemplate(ctx context.Context, spec *v1alpha1.AnalysisTemplateSpec) fielderr.List {
 	var errs fielderr.List

@@ -19,17 +19,20 @@ func TestBrentFindsRoots(t *testing.T) {
 		f    func(float64) float64
 		a, b float64
 		root float64
+		// Bisection needs log2((b-a)/tol) calls: 15, 14, 20, 20 and 25 here. Interpolation
+		// must beat it on smooth functions and cost little extra on jumps.
+		maxCalls int
 	}{
-		{"sqrt2", func(x float64) float64 { return x*x - 2 }, 0, 2, math.Sqrt2},
-		{"decreasing", func(x float64) float64 { return math.Cos(x) - x }, 0, 1, 0.7390851332151607},
-		{"cubic off-centre", func(x float64) float64 { return (x - 0.1) * (x*x + 1) }, -5, 100, 0.1},
+		{"sqrt2", func(x float64) float64 { return x*x - 2 }, 0, 2, math.Sqrt2, 8},
+		{"decreasing", func(x float64) float64 { return math.Cos(x) - x }, 0, 1, 0.7390851332151607, 6},
+		{"cubic off-centre", func(x float64) float64 { return (x - 0.1) * (x*x + 1) }, -5, 100, 0.1, 19},
 		{"step at 6", func(x float64) float64 {
 			if x <= 6 {
 				return 0.07
 			}
 			return -0.08
-		}, 6 - 33, 39, 6},
-		{"flat then steep", func(x float64) float64 { return math.Atan(1e6 * (x - 3)) }, -1000, 1000, 3},
+		}, 6 - 33, 39, 6, 22},
+		{"flat then steep", func(x float64) float64 { return math.Atan(1e6 * (x - 3)) }, -1000, 1000, 3, 27},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,8 +45,7 @@ func TestBrentFindsRoots(t *testing.T) {
 			require.NoError(t, err)
 			// The bracket is under 2*tolAct when it stops, and the root is inside it.
 			assert.InDelta(t, tt.root, got, rootTolerance+4*0x1p-52*math.Abs(tt.root))
-			// Bisection alone would need about log2(width/tol) steps; Brent must not be slower.
-			assert.LessOrEqual(t, calls, int(math.Ceil(math.Log2((tt.b-tt.a)/rootTolerance)))+2)
+			assert.LessOrEqual(t, calls, tt.maxCalls)
 		})
 	}
 }

@@ -213,3 +213,30 @@ func TestMannWhitneyHugeValues(t *testing.T) {
 	assert.Greater(t, s.low, 0.0, "the scaled interval keeps its sign")
 	assert.False(t, math.IsInf(s.high, 0))
 }
+
+// The standardised statistic against hand computation from its definition.
+func TestWilcoxonStatistic(t *testing.T) {
+	tests := []struct {
+		name string
+		x, y []float64
+		d    float64
+		want float64
+	}{
+		// Ranks of [1,1,2 | 1,2,2]: the 1s share 2, the 2s share 5, so rx = 9 and
+		// dz = 9 - 6 - 4.5 = -1.5, corrected to -1; T = 24 + 24 and
+		// sigma = sqrt(9/12 * (7 - 48/30)) = sqrt(4.05).
+		{"ties", []float64{1, 1, 2}, []float64{1, 2, 2}, 0, -1 / math.Sqrt(4.05)},
+		// rx = 3 + 4, dz = 7 - 3 - 2 = 2, corrected to 1.5; sigma = sqrt(4/12 * 5).
+		{"no ties", []float64{10, 20}, []float64{1, 2}, 0, 1.5 / math.Sqrt(5.0/3)},
+		// Shifted by 10.5: [-0.5, 9.5 | 1, 2] gives rx = 1 + 4, dz = 0, no correction.
+		{"balanced", []float64{10, 20}, []float64{1, 2}, 10.5, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := wilcoxon{xs: tt.x, ys: tt.y, scale: 1}
+			got, err := w.z(tt.d)
+			require.NoError(t, err)
+			assert.InDelta(t, tt.want, got, 1e-12)
+		})
+	}
+}

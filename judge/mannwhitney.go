@@ -65,6 +65,17 @@ func sortedFinite(v []float64) ([]float64, error) {
 type shift struct {
 	low, high, estimate float64
 	exp                 int
+	// tol is the root finder's tolerance the values were found with, 0 if they are exact.
+	tol float64
+}
+
+// resolution is how far the true root may lie from v, a value the root finder returned:
+// it stops once its bracket, which holds the root, is within 2*tolAct = tol + 4*eps*|v|.
+func (s shift) resolution(v float64) float64 {
+	if s.tol == 0 {
+		return 0
+	}
+	return s.tol + 4*0x1p-52*math.Abs(v)
 }
 
 func (s shift) unscaled() (low, high, estimate float64) {
@@ -132,7 +143,7 @@ func fitShift(xs, ys []float64, confidence float64) (shift, error) {
 		return shift{}, err
 	}
 	q := normalQuantile((1 - confidence) / 2)
-	s := shift{exp: exp}
+	s := shift{exp: exp, tol: rootTolerance}
 	if s.low, err = w.root(-q, lo, hi, zlo, zhi); err != nil {
 		return shift{}, fmt.Errorf("lower bound: %w", err)
 	}

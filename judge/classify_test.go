@@ -114,6 +114,7 @@ func TestClassify(t *testing.T) {
 		// is 0); the root finder returns them within its tolerance, slightly above 0, which
 		// must not read as a shift.
 		{"ties, bounds on the jump at 0", join(repeat(0, 25), repeat(1, 5)), join(repeat(0, 5), repeat(1, 7)), Settings{}, Pass, false, "no significant shift"},
+		{"ties, bounds on the jump at 0, mirrored", join(repeat(0, 5), repeat(1, 7)), join(repeat(0, 25), repeat(1, 5)), Settings{}, Pass, false, "no significant shift"},
 		{"one-valued canary against a spread baseline", base, repeat(130, 30), Settings{}, High, false, "[23, 27]"},
 
 		// Two different constants: decided by comparing them.

@@ -43,6 +43,8 @@ func TestWithoutOutliers(t *testing.T) {
 		flat = append(flat, 5)
 	}
 	flat = append(flat, 9)
+	// As flat, with points just inside P1 (4.94) and P99 (5.06) but outside the IQR fence.
+	near := join([]float64{1, 4.98}, repeat(5, 96), []float64{5.02, 9})
 	tests := []struct {
 		name   string
 		sorted []float64
@@ -55,9 +57,11 @@ func TestWithoutOutliers(t *testing.T) {
 		// Q1 = Q3 = 5, so the IQR fence is [5, 5]; the P1 (4.96) and P99 (5.04) fences
 		// are wider, and 1 and 9 fall outside them.
 		{"zero IQR falls back to P1 and P99", flat, 3, flat[1:99]},
+		{"the P1 and P99 fences keep what the IQR fence would drop", near, 3, near[1:99]},
 		{"factor 0 still keeps the P1..P99 range", []float64{1, 2, 3, 4}, 0, []float64{2, 3}},
 		{"one point", []float64{4}, 3, []float64{4}},
 		{"empty", []float64{}, 3, []float64{}},
+		{"factor 0 with an IQR that overflows", []float64{-math.MaxFloat64, -math.MaxFloat64, math.MaxFloat64, math.MaxFloat64}, 0, []float64{-math.MaxFloat64, -math.MaxFloat64, math.MaxFloat64, math.MaxFloat64}},
 		{"huge spread", []float64{-math.MaxFloat64, 0, math.MaxFloat64}, 3, []float64{-math.MaxFloat64, 0, math.MaxFloat64}},
 	}
 	for _, tt := range tests {

@@ -148,28 +148,31 @@ func (s Settings) resolve() (config, error) {
 	default:
 		return config{}, fmt.Errorf("%w: effect size %q is not meanRatio or cles", ErrInvalidSettings, s.EffectSize)
 	}
-	limits := []struct {
-		name string
-		in   *float64
-		out  *float64
-	}{
-		{"allowedIncrease", s.AllowedIncrease, &c.allowedIncrease},
-		{"allowedDecrease", s.AllowedDecrease, &c.allowedDecrease},
-		{"criticalIncrease", s.CriticalIncrease, &c.criticalIncrease},
-		{"criticalDecrease", s.CriticalDecrease, &c.criticalDecrease},
+	var err error
+	if c.allowedIncrease, err = limit("allowedIncrease", s.AllowedIncrease, c.measure, def, lo, hi); err != nil {
+		return config{}, err
 	}
-	for _, l := range limits {
-		*l.out = def
-		if l.in == nil {
-			continue
-		}
-		v := *l.in
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < lo || v > hi {
-			return config{}, fmt.Errorf("%w: %s %v is not a finite number in [%g, %g] for %s", ErrInvalidSettings, l.name, v, lo, hi, c.measure)
-		}
-		*l.out = v
+	if c.allowedDecrease, err = limit("allowedDecrease", s.AllowedDecrease, c.measure, def, lo, hi); err != nil {
+		return config{}, err
+	}
+	if c.criticalIncrease, err = limit("criticalIncrease", s.CriticalIncrease, c.measure, def, lo, hi); err != nil {
+		return config{}, err
+	}
+	if c.criticalDecrease, err = limit("criticalDecrease", s.CriticalDecrease, c.measure, def, lo, hi); err != nil {
+		return config{}, err
 	}
 	return c, nil
+}
+
+// limit is an effect-size limit or its default, checked against the measure's range.
+func limit(name string, v *float64, measure EffectSizeMeasure, def, lo, hi float64) (float64, error) {
+	if v == nil {
+		return def, nil
+	}
+	if math.IsNaN(*v) || math.IsInf(*v, 0) || *v < lo || *v > hi {
+		return 0, fmt.Errorf("%w: %s %v is not a finite number in [%g, %g] for %s", ErrInvalidSettings, name, *v, lo, hi, measure)
+	}
+	return *v, nil
 }
 
 func orDefault[T ~string](v, def T) T {

@@ -240,3 +240,21 @@ func TestWilcoxonStatistic(t *testing.T) {
 		})
 	}
 }
+
+// Two far outliers give a span near 2^999 while the roots sit near 0; bisection from
+// there to R's absolute 1e-4 would take more than the root finder's 1000 iterations, so
+// the span is scaled down to 2^512 first.
+func TestMannWhitneyHugeSpanConverges(t *testing.T) {
+	x := []float64{-1e300, 1e300}
+	y := []float64{-1e300, 1e300}
+	for i := range 18 {
+		x = append(x, float64((i*7)%19)-9)
+		y = append(y, float64((i*5)%19)-8.5)
+	}
+	got, err := MannWhitney(x, y, Confidence)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, got.Low, got.Estimate)
+	assert.LessOrEqual(t, got.Estimate, got.High)
+	// The span 4e300 is in [2^998, 2^999).
+	assert.Equal(t, maxSpanExp-999, scaleExp(slices.Sorted(slices.Values(x)), slices.Sorted(slices.Values(y))))
+}

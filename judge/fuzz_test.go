@@ -44,7 +44,12 @@ func FuzzClassify(f *testing.F) {
 	f.Add(bytesOf(math.Inf(1), 1), bytesOf(2, 3), uint8(16), 1.0, 3.0)
 	f.Add(bytesOf(-math.MaxFloat64, 0, math.MaxFloat64), bytesOf(math.MaxFloat64, math.MaxFloat64/2), uint8(8), 1.0, 0.0)
 	f.Add(bytesOf(5e-324, 1e-300, 0), bytesOf(1e-310, 2e-310), uint8(128), 0.0, 1e308)
-	f.Add(bytesOf(-1e300, 1e300, 1, 2, 3, 4, 5, 6), bytesOf(-1e300, 1e300, 0, 1, 2, 3, 4, 5), uint8(0), 1.0, 3.0)
+	spanX, spanY := []float64{-1e300, 1e300}, []float64{-1e300, 1e300}
+	for i := range 18 {
+		spanX = append(spanX, float64((i*7)%19)-9)
+		spanY = append(spanY, float64((i*5)%19)-8.5)
+	}
+	f.Add(bytesOf(spanY...), bytesOf(spanX...), uint8(0), 1.0, 3.0)
 	f.Add([]byte{0, 0, 0, 0, 0, 1, 1}, []byte{0, 0, 1, 1, 1, 2}, uint8(64), 1.0, 3.0)
 	f.Add([]byte{3, 3, 3}, []byte{}, uint8(64|32), 1.0, 3.0)
 	f.Fuzz(func(t *testing.T, control, experiment []byte, flags uint8, limit, factor float64) {

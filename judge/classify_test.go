@@ -156,6 +156,8 @@ func TestClassify(t *testing.T) {
 		{"invalid settings", base, base, Settings{Direction: "sideways"}, Error, false, `judge: invalid judge settings: direction "sideways"`},
 		{"infinite canary", base, []float64{1, math.Inf(1)}, Settings{}, Error, false, "judge: canary: non-finite value +Inf at point 1"},
 		{"infinite baseline, critical", []float64{math.Inf(-1)}, base, Settings{Critical: true}, Error, true, "judge: baseline: non-finite value -Inf at point 0; critical failure"},
+		// 1 - d and (1 + 2^-52) - d round to the same float64 at d = 1 - 1e17, as in R.
+		{"differences below float64 resolution at the shift", []float64{1e17}, []float64{1, 1 + 0x1p-52}, Settings{}, Error, false, "judge: mann-whitney: cannot compute a confidence interval when all observations are tied"},
 		{"invalid settings, critical", base, base, Settings{Critical: true, EffectSize: "x"}, Error, true, "critical failure"},
 	}
 	for _, tt := range tests {

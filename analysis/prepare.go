@@ -207,6 +207,13 @@ func (e *Engine) prepareMetric(ctx context.Context, path *field.Path, spec *v1al
 			errs.Invalid(path.Child("failureCondition"), m.FailureCondition, err)
 		}
 	}
+	if judged := e.judgedBy(&m.Provider); judged != "" {
+		for _, c := range [][2]string{{"successCondition", m.SuccessCondition}, {"failureCondition", m.FailureCondition}} {
+			if c[1] != "" {
+				errs.Add(field.Forbidden(path.Child(c[0]), "the provider decides the measurement by "+judged+"; a condition could only contradict it"))
+			}
+		}
+	}
 	pm.Provider = e.provider(ctx, path.Child("provider"), &m.Provider, env, errs)
 	return pm
 }
@@ -243,6 +250,17 @@ func (e *Engine) provider(ctx context.Context, path *field.Path, p *v1alpha1.Met
 		return nil
 	}
 	return e.exec.Provider(src)
+}
+
+// judgedBy says what decides a metric of p's kind instead of conditions, or "" when
+// conditions do.
+func (e *Engine) judgedBy(p *v1alpha1.MetricProvider) string {
+	for _, f := range e.factories {
+		if sj, ok := f.(providers.SelfJudging); ok && f.Configured(p) {
+			return sj.JudgedBy()
+		}
+	}
+	return ""
 }
 
 // kindNames lists the provider kinds for a message: "prometheus or web".

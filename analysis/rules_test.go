@@ -425,7 +425,7 @@ func TestPrepare(t *testing.T) {
 			`metrics[rate].provider.prometheus.query: argument "a" is not defined`,
 			`metrics[rate].provider.prometheus.query: argument "b" is not defined`,
 			"metrics[page].provider.web.method: \"PUT\" is not GET or POST",
-			"metrics[2].provider: exactly one provider (prometheus or web) must be set",
+			"metrics[2].provider: exactly one provider (prometheus, web or judge) must be set",
 		} {
 			assert.Contains(t, strings.Split(err.Error(), "\n"), line)
 		}

@@ -267,7 +267,7 @@ func (e *Engine) judgedBy(p *v1alpha1.MetricProvider) string {
 	return ""
 }
 
-// kindNames lists the provider kinds for a message: "prometheus or web".
+// kindNames lists the provider kinds for a message: "prometheus, web or judge".
 func kindNames(fs []providers.Factory) string {
 	names := make([]string, len(fs))
 	for i, f := range fs {

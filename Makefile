@@ -16,10 +16,12 @@ build:
 	$(GO) build $(PKGS)
 
 ## generate: deepcopy and CRDs with the pinned controller-gen (test/tools/controller-gen).
+## Floats are allowed: the judge's effect sizes and scores are decimals (1.2, 99.5), as
+## Kayenta has them, and a quoted string or a Quantity would refuse `allowedIncrease: 1.2`.
 generate:
 	$(GO) build -C test/tools/controller-gen -o $(BIN)/controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen
 	$(BIN)/controller-gen object paths=./api/...
-	$(BIN)/controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(BIN)/controller-gen rbac:roleName=promgate-controller paths=./analysis/... paths=./rollout/... paths=./cmd/... output:rbac:artifacts:config=config/rbac
 
 ## testbin: build the test bed's binaries into the tool cache (once per version).

@@ -16,6 +16,7 @@ import (
 	"github.com/promgate/promgate/fielderr"
 	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
+	judgeprovider "github.com/promgate/promgate/providers/judge"
 	"github.com/promgate/promgate/providers/prometheus"
 	"github.com/promgate/promgate/providers/shared"
 	"github.com/promgate/promgate/providers/web"
@@ -28,11 +29,14 @@ const (
 )
 
 // newFactories lists every provider kind. A new provider is its package plus one line
-// here: the engine, template validation and lint find it through this list.
-func newFactories(defaultPrometheus string) []providers.Factory {
+// here: the engine, template validation and lint find it through this list. exec runs
+// the queries of kinds made of other kinds' queries (the judge); it may be nil where
+// nothing is built.
+func newFactories(exec *shared.Executor, defaultPrometheus string) []providers.Factory {
 	return []providers.Factory{
 		prometheus.NewFactory(prometheus.Options{DefaultAddress: defaultPrometheus}),
 		web.NewFactory(web.Options{}),
+		judgeprovider.NewFactory(judgeprovider.Options{DefaultAddress: defaultPrometheus, Executor: exec}),
 	}
 }
 
@@ -46,7 +50,7 @@ type Engine struct {
 
 // NewEngine builds an engine whose provider calls all go through exec.
 func NewEngine(exec *shared.Executor, defaultPrometheus string) *Engine {
-	return &Engine{Conditions: NewCompileCache(4096), exec: exec, factories: newFactories(defaultPrometheus)}
+	return &Engine{Conditions: NewCompileCache(4096), exec: exec, factories: newFactories(exec, defaultPrometheus)}
 }
 
 // Plan is a run spec made executable: args resolved, queries rendered and checked,
@@ -207,6 +211,13 @@ func (e *Engine) prepareMetric(ctx context.Context, path *field.Path, spec *v1al
 			errs.Invalid(path.Child("failureCondition"), m.FailureCondition, err)
 		}
 	}
+	if judged := e.judgedBy(&m.Provider); judged != "" {
+		for _, c := range [][2]string{{"successCondition", m.SuccessCondition}, {"failureCondition", m.FailureCondition}} {
+			if c[1] != "" {
+				errs.Add(field.Forbidden(path.Child(c[0]), "the provider decides the measurement by "+judged+"; a condition could only contradict it"))
+			}
+		}
+	}
 	pm.Provider = e.provider(ctx, path.Child("provider"), &m.Provider, env, errs)
 	return pm
 }
@@ -245,7 +256,18 @@ func (e *Engine) provider(ctx context.Context, path *field.Path, p *v1alpha1.Met
 	return e.exec.Provider(src)
 }
 
-// kindNames lists the provider kinds for a message: "prometheus or web".
+// judgedBy says what decides a metric of p's kind instead of conditions, or "" when
+// conditions do.
+func (e *Engine) judgedBy(p *v1alpha1.MetricProvider) string {
+	for _, f := range e.factories {
+		if sj, ok := f.(providers.SelfJudging); ok && f.Configured(p) {
+			return sj.JudgedBy()
+		}
+	}
+	return ""
+}
+
+// kindNames lists the provider kinds for a message: "prometheus, web or judge".
 func kindNames(fs []providers.Factory) string {
 	names := make([]string, len(fs))
 	for i, f := range fs {
@@ -298,7 +320,7 @@ func retention(name string, rs []v1alpha1.MeasurementRetention) int {
 }
 
 // checkFactories serve CheckProvider, which has no engine: checks read no options.
-var checkFactories = sync.OnceValue(func() []providers.Factory { return newFactories("") })
+var checkFactories = sync.OnceValue(func() []providers.Factory { return newFactories(nil, "") })
 
 // CheckProvider reports what admission rejects in p, the provider field at path, by the
 // rules of each kind it configures, for tools that check a spec with no API server.

@@ -28,9 +28,10 @@ type scripted struct {
 }
 
 type answer struct {
-	vector []float64 // nil with err set: provider error
-	scalar *float64
-	err    error
+	vector  []float64 // nil with err set: provider error
+	scalar  *float64
+	verdict *providers.Verdict
+	err     error
 }
 
 func (s *scripted) Measure(_ context.Context, q providers.Query) (providers.Measurement, error) {
@@ -53,7 +54,7 @@ func (s *scripted) Measure(_ context.Context, q providers.Query) (providers.Meas
 	if err != nil {
 		return providers.Measurement{}, err
 	}
-	return providers.Measurement{Result: res}, nil
+	return providers.Measurement{Result: res, Verdict: a.verdict}, nil
 }
 
 func vec(v ...float64) answer { return answer{vector: append([]float64{}, v...)} }
@@ -158,6 +159,37 @@ func TestMeasurementPhases(t *testing.T) {
 			m := taken[0].Measurement
 			assert.Equal(t, tc.want, m.Phase, m.Message)
 			assert.Contains(t, m.Message, tc.message)
+		})
+	}
+}
+
+// TestProviderVerdict: a judging provider's verdict decides in place of conditions, its
+// value replaces the bare result's, and no data still goes to the noData policy first.
+func TestProviderVerdict(t *testing.T) {
+	judged := func(score float64, phase v1alpha1.AnalysisPhase) answer {
+		return answer{scalar: &score, verdict: &providers.Verdict{Phase: phase, Value: "score and why", Message: "the judge says so"}}
+	}
+	for _, tc := range []struct {
+		name    string
+		answer  answer
+		opts    []metricOpt
+		want    v1alpha1.AnalysisPhase
+		message string
+	}{
+		{"Failed", judged(40, v1alpha1.AnalysisPhaseFailed), nil, v1alpha1.AnalysisPhaseFailed, "the judge says so"},
+		{"Inconclusive", judged(80, v1alpha1.AnalysisPhaseInconclusive), nil, v1alpha1.AnalysisPhaseInconclusive, "the judge says so"},
+		{"no data goes to noData first", judged(nan, v1alpha1.AnalysisPhaseFailed), nil, v1alpha1.AnalysisPhaseInconclusive,
+			"no data (the judge says so): counted as Inconclusive by noData"},
+		{"noData Evaluate hands no data to the verdict", judged(nan, v1alpha1.AnalysisPhaseFailed), []metricOpt{noData(v1alpha1.NoDataEvaluate)}, v1alpha1.AnalysisPhaseFailed, "the judge says so"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Plan{Metrics: []*PlannedMetric{planned(t, []answer{tc.answer}, tc.opts...)}}
+			taken, _ := p.Step(context.Background(), &v1alpha1.AnalysisRunStatus{}, t0, false)
+			require.Len(t, taken, 1)
+			m := taken[0].Measurement
+			assert.Equal(t, tc.want, m.Phase)
+			assert.Equal(t, tc.message, m.Message)
+			assert.Equal(t, "score and why", m.Value)
 		})
 	}
 }
@@ -393,7 +425,7 @@ func TestPrepare(t *testing.T) {
 			`metrics[rate].provider.prometheus.query: argument "a" is not defined`,
 			`metrics[rate].provider.prometheus.query: argument "b" is not defined`,
 			"metrics[page].provider.web.method: \"PUT\" is not GET or POST",
-			"metrics[2].provider: exactly one provider (prometheus or web) must be set",
+			"metrics[2].provider: exactly one provider (prometheus, web or judge) must be set",
 		} {
 			assert.Contains(t, strings.Split(err.Error(), "\n"), line)
 		}

@@ -119,7 +119,8 @@ func (p *Plan) due(pm *PlannedMetric, mr *v1alpha1.MetricResult, startedAt time.
 }
 
 // measure takes one measurement and judges it (DESIGN.md section 2): a provider error is
-// Error; no data follows the metric's noData policy; otherwise the conditions decide.
+// Error; no data follows the metric's noData policy; otherwise a provider's own verdict,
+// or else the conditions, decide.
 func (p *Plan) measure(ctx context.Context, pm *PlannedMetric, tick time.Time) (v1alpha1.Measurement, metricsq.Result) {
 	m := v1alpha1.Measurement{StartedAt: &metav1.Time{Time: tick}}
 	res, err := pm.Provider.Measure(ctx, providers.Query{Tick: tick})
@@ -129,12 +130,25 @@ func (p *Plan) measure(ctx context.Context, pm *PlannedMetric, tick time.Time) (
 		return m, metricsq.Result{Type: model.ValNone}
 	}
 	m.Value = res.Result.String()
+	if res.Verdict != nil {
+		// The bare result of a judging provider (a score) does not say why; its value
+		// does, and it quotes labels, which may hold an arg's secret.
+		m.Value = p.Mask(res.Verdict.Value)
+	}
 	for _, w := range append(res.Warnings, res.Infos...) {
 		m.Warnings = append(m.Warnings, p.Mask(w))
 	}
 	if res.Result.NoData && pm.NoData != v1alpha1.NoDataEvaluate {
+		why := noDataReason(res.Result)
+		if res.Verdict != nil {
+			why = p.Mask(res.Verdict.Message)
+		}
 		m.Phase = v1alpha1.AnalysisPhase(pm.NoData)
-		m.Message = fmt.Sprintf("no data (%s): counted as %s by noData", noDataReason(res.Result), pm.NoData)
+		m.Message = fmt.Sprintf("no data (%s): counted as %s by noData", why, pm.NoData)
+		return m, res.Result
+	}
+	if v := res.Verdict; v != nil {
+		m.Phase, m.Message = v.Phase, p.Mask(v.Message)
 		return m, res.Result
 	}
 	m.Phase, m.Message = judge(pm, res.Result)

@@ -25,6 +25,16 @@ type Factory interface {
 	Build(ctx context.Context, path *field.Path, p *v1alpha1.MetricProvider, env Env) (Source, fielderr.List)
 }
 
+// SelfJudging is a Factory whose Sources judge their own answers: every Response carries a
+// Verdict. A metric of such a kind takes no successCondition or failureCondition, which
+// could only contradict it.
+type SelfJudging interface {
+	Factory
+	// JudgedBy names what decides instead of conditions, for the problem that refuses
+	// them, e.g. "its score against judge.thresholds".
+	JudgedBy() string
+}
+
 // SecretFunc returns the value of a key of a Secret in the run's namespace.
 type SecretFunc func(ctx context.Context, name, key string) (string, error)
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/metricsq"
 )
 
@@ -21,7 +22,7 @@ const DefaultTimeout = 30 * time.Second
 //
 // The engine classifies the outcome: an error, including a timeout, makes the
 // measurement Error; Measurement.Result.NoData goes to the metric's noData policy;
-// anything else goes to the conditions.
+// anything else goes to Measurement.Verdict when there is one, else to the conditions.
 type Provider interface {
 	Measure(ctx context.Context, q Query) (Measurement, error)
 }
@@ -41,6 +42,19 @@ type Measurement struct {
 	// notices), kept so a dubious query is visible next to its value.
 	Warnings []string
 	Infos    []string
+	// Verdict is set by kinds that judge their own answers (see SelfJudging); read-only.
+	Verdict *Verdict
+}
+
+// Verdict is a provider's own judgement of a measurement, taken in place of conditions.
+type Verdict struct {
+	// Phase is the measurement's phase: Successful, Inconclusive or Failed.
+	Phase v1alpha1.AnalysisPhase
+	// Value is the measurement's value in status: what was judged and the figures that
+	// decided, on one line, bounded in size as a shaped result is.
+	Value string
+	// Message says why the phase, on one line.
+	Message string
 }
 
 // Source fetches one metric's answer from its endpoint and does nothing else: the shared
@@ -76,4 +90,6 @@ type Response struct {
 	Value    model.Value
 	Warnings []string
 	Infos    []string
+	// Verdict is the source's own judgement of Value, for kinds that judge (SelfJudging).
+	Verdict *Verdict
 }

@@ -221,7 +221,7 @@ type Metric struct {
 }
 
 // MetricProvider holds exactly one provider.
-// +kubebuilder:validation:XValidation:rule="(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) == 1",message="exactly one provider (prometheus or web) must be set"
+// +kubebuilder:validation:XValidation:rule="(has(self.prometheus) ? 1 : 0) + (has(self.web) ? 1 : 0) + (has(self.judge) ? 1 : 0) == 1",message="exactly one provider (prometheus, web or judge) must be set"
 type MetricProvider struct {
 	// Prometheus runs a PromQL query against anything speaking the Prometheus HTTP API.
 	// +optional
@@ -229,6 +229,10 @@ type MetricProvider struct {
 	// Web fetches JSON over HTTP and picks a value with a JSONPath.
 	// +optional
 	Web *WebMetric `json:"web,omitempty"`
+	// Judge compares a canary's series with a baseline's and scores them (Kayenta's
+	// method); it decides the measurement itself, so the metric takes no conditions.
+	// +optional
+	Judge *JudgeMetric `json:"judge,omitempty"`
 }
 
 // PrometheusMetric is a PromQL query.

@@ -66,6 +66,14 @@ func TestCRDValidationRules(t *testing.T) {
 		rules[r.Message] = true
 	}
 	assert.True(t, rules["count > 1 requires interval"])
+	provider := metric.Properties["provider"]
+	require.Len(t, provider.XValidations, 1)
+	assert.Equal(t, "exactly one provider (prometheus, web or judge) must be set", provider.XValidations[0].Message)
+	judge := provider.Properties["judge"]
+	assert.Equal(t, []string{"lookback", "metrics", "step"}, judge.Required)
+	require.Len(t, judge.XValidations, 1)
+	assert.Equal(t, "thresholds.marginal cannot exceed thresholds.pass", judge.XValidations[0].Message)
+	assert.Equal(t, "number", judge.Properties["metrics"].Items.Schema.Properties["allowedIncrease"].Type, "effect sizes are decimals, written as numbers")
 	noData := metric.Properties["noData"]
 	assert.Len(t, noData.Enum, 4)
 	assert.JSONEq(t, `"Inconclusive"`, string(noData.Default.Raw), "no data is Inconclusive unless a template says otherwise")

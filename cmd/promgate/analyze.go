@@ -58,7 +58,7 @@ func analyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
 		file       = fs.String("f", "", "template `FILE` (AnalysisTemplate or ClusterAnalysisTemplate YAML); may also be given as the argument")
 		name       = fs.String("template", "", "template `NAME` to run when the file holds several")
-		prometheus = fs.String("prometheus", "", "Prometheus base `URL`; overrides the address of every prometheus metric")
+		prometheus = fs.String("prometheus", "", "Prometheus base `URL`; overrides the address of every prometheus and judge metric")
 		argList    stringList
 	)
 	fs.Var(&argList, "arg", "template argument `NAME=VALUE` (repeatable); overrides the template's value; secret-backed args must be given this way")
@@ -287,6 +287,10 @@ func runSpec(t template, args []string, prometheus string) (spec *v1alpha1.Analy
 		for i := range spec.Metrics {
 			if p := spec.Metrics[i].Provider.Prometheus; p != nil {
 				p.Address = prometheus
+			}
+			// A judge without a prometheus field already takes the default, --prometheus.
+			if j := spec.Metrics[i].Provider.Judge; j != nil && j.Prometheus != nil {
+				j.Prometheus.Address = prometheus
 			}
 		}
 	}

@@ -241,7 +241,7 @@ func (e *Executor) answer(ctx context.Context, src providers.Source, desc provid
 	if err != nil {
 		return providers.Measurement{}, err
 	}
-	return providers.Measurement{Result: res, Warnings: resp.Warnings, Infos: resp.Infos}, nil
+	return providers.Measurement{Result: res, Warnings: resp.Warnings, Infos: resp.Infos, Verdict: resp.Verdict}, nil
 }
 
 // fetch takes a slot on the target, then calls and times src.

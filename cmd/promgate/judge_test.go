@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/promgate/promgate/test/fakeprom"
+)
+
+const judgeTemplate = `apiVersion: promgate.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: canary-vs-stable
+spec:
+  args:
+  - name: stable-hash
+  - name: canary-hash
+  metrics:
+  - name: canary-vs-stable
+    provider:
+      judge:
+        prometheus: {address: http://prometheus.invalid:9090}
+        lookback: 5m
+        step: 15s
+        thresholds: {pass: 95, marginal: 75}
+        metrics:
+        - name: latency-p99
+          baseline: latency{revision="{{args.stable-hash}}"}
+          canary: latency{revision="{{args.canary-hash}}"}
+          direction: increase
+          allowedIncrease: 1.1
+`
+
+// TestAnalyzeJudge runs a judge template in the process against a fake Prometheus: the
+// exit code is the verdict's, and the output says why.
+func TestAnalyzeJudge(t *testing.T) {
+	prom := fakeprom.New(t)
+	latencies := func(seed uint64, median float64) fakeprom.Series {
+		rng := rand.New(rand.NewPCG(seed, 14))
+		s := fakeprom.Series{Values: make([]float64, 21)}
+		for i := range s.Values {
+			s.Values[i] = median * math.Exp(0.1*rng.NormFloat64())
+		}
+		return s
+	}
+	prom.Set(`latency{revision="stable"}`, latencies(1, 0.1))
+	prom.Set(`latency{revision="slow"}`, latencies(2, 0.2))
+	prom.Set(`latency{revision="same"}`, latencies(3, 0.1))
+	file := writeFile(t, judgeTemplate)
+	analyzeCanary := func(hash string) (string, int) {
+		var out, stderr strings.Builder
+		code := analyze(context.Background(), []string{"-f", file, "--prometheus", prom.URL, "--arg", "stable-hash=stable", "--arg", "canary-hash=" + hash}, &out, &stderr)
+		return out.String() + stderr.String(), code
+	}
+
+	out, code := analyzeCanary("slow")
+	assert.Equal(t, exitFailed, code, out)
+	assert.Regexp(t, `canary-vs-stable\s+1\s+Failed\s+score 0 \(Fail\); latency-p99: High, shift \[0\.\d+, 0\.\d+\], medians canary 0\.19\d+ baseline 0\.10\d+, mean ratio 2\.\d+\s+score 0 is below the marginal threshold 75`, out)
+	assert.Contains(t, out, `verdict: Failed: metric "canary-vs-stable" Failed`)
+
+	out, code = analyzeCanary("same")
+	assert.Equal(t, exitSuccessful, code, out)
+	assert.Contains(t, out, "score 100 (Pass); latency-p99: Pass")
+
+	out, code = analyzeCanary("gone")
+	assert.Equal(t, exitInconclusive, code, out)
+	assert.Contains(t, out, "no data; latency-p99: NoData, no canary data (21 points, 21 NaN)")
+	assert.Equal(t, 1, prom.Requests(`latency{revision="gone"}`), "the template's address gave way to --prometheus")
+
+	bad := writeFile(t, strings.Replace(judgeTemplate, "    provider:\n", "    successCondition: result >= 95\n    provider:\n", 1))
+	var lintOut, stderr strings.Builder
+	assert.Equal(t, exitFailed, lint([]string{bad}, &lintOut, &stderr))
+	assert.Contains(t, lintOut.String(), bad+": AnalysisTemplate/canary-vs-stable: metrics[canary-vs-stable].successCondition: the provider decides the measurement by its score against judge.thresholds")
+	lintOut.Reset()
+	assert.Equal(t, exitSuccessful, lint([]string{file}, &lintOut, &stderr), lintOut.String())
+}

@@ -193,6 +193,9 @@ func (s *state) settle(ctx context.Context) (reconcile.Result, error) {
 	if err := s.unpinAll(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
+	if err := s.unlabelBatches(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
 	if err := s.w.adopt(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -234,6 +237,9 @@ func (s *state) letGo(ctx context.Context) error {
 		}
 	}
 	if err := s.setHPAs(ctx, false); err != nil {
+		return err
+	}
+	if err := s.unlabelBatches(ctx); err != nil {
 		return err
 	}
 	return s.w.restore(ctx)

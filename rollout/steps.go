@@ -283,7 +283,11 @@ func (s *state) upgrade(ctx context.Context) (stepProgress, error) {
 			}
 		}
 	}
-	return s.w.step(ctx, s.ro.Status.StableRevision, s.replicasAt(s.ro.Status.CurrentStepIndex))
+	p, err := s.w.step(ctx, s.ro.Status.StableRevision, s.replicasAt(s.ro.Status.CurrentStepIndex))
+	if err != nil {
+		return p, err
+	}
+	return p, s.labelBatches(ctx)
 }
 
 // afterAnalysis moves past a step's successful analysis: to its pause, if any.

@@ -11,41 +11,30 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 	exprruntime "github.com/expr-lang/expr/vm/runtime"
+	"github.com/prometheus/common/model"
+
+	"github.com/promgate/promgate/metricsq"
 )
-
-// Input is a shaped query result as conditions see it. Its shape follows Argo Rollouts so
-// existing conditions keep working: `result` is a float64 for a scalar and a []float64 for a
-// vector (so `result[0] >= 0.95` works).
-type Input struct {
-	// Scalar marks a scalar result: Values then holds exactly one value.
-	Scalar bool
-	// Values is one value per series (the last one of each series for a range query).
-	Values []float64
-	// Series are the samples with their labels.
-	Series []Series
-}
-
-// Series is one sample with its labels.
-type Series struct {
-	Labels map[string]string `expr:"labels"`
-	Value  float64           `expr:"value"`
-}
 
 // vectorEnv and scalarEnv are the two typed environments. Compiling against each lets the
 // type checker reject `result[0] + 1` (not a bool) or `result.foo` before any run starts;
 // a single `any`-typed env would defer every such mistake to the first measurement.
+//
+// Their shape follows Argo Rollouts so existing conditions keep working: `result` is a
+// float64 for a scalar and a []float64 for a vector (so `result[0] >= 0.95` works), and
+// `series` holds each sample with its labels (and, for a range query, its points).
 type vectorEnv struct {
 	Result []float64 `expr:"result"`
 	// Value is the single sample's value; reading it when there are several series is an
 	// error rather than a silent pick of the first.
-	Value  float64  `expr:"value"`
-	Series []Series `expr:"series"`
+	Value  float64           `expr:"value"`
+	Series []metricsq.Sample `expr:"series"`
 }
 
 type scalarEnv struct {
-	Result float64  `expr:"result"`
-	Value  float64  `expr:"value"`
-	Series []Series `expr:"series"`
+	Result float64           `expr:"result"`
+	Value  float64           `expr:"value"`
+	Series []metricsq.Sample `expr:"series"`
 }
 
 // Condition is a successCondition or failureCondition compiled once, safe for concurrent use.
@@ -103,36 +92,38 @@ func compileFor(src string, env any) (*vm.Program, error) {
 // String is the condition's source.
 func (c *Condition) String() string { return c.source }
 
-// Eval runs the condition on in. An expression error (index out of range, a condition
-// written for the other result shape, an ambiguous value) is returned, never a panic.
-func (c *Condition) Eval(in Input) (ok bool, err error) {
-	if c.usesValue && len(in.Series) != 1 {
-		return false, fmt.Errorf("%w (got %d)", ErrAmbiguousValue, len(in.Series))
+// Eval runs the condition on r, read-only: runs may share it. A scalar result gets the
+// scalar environment; anything else, a string result included, the vector one. An
+// expression error (index out of range, a condition written for the other result shape,
+// an ambiguous value) is returned naming the condition, and so is a panic.
+func (c *Condition) Eval(r metricsq.Result) (ok bool, err error) {
+	if c.usesValue && len(r.Series) != 1 {
+		return false, fmt.Errorf("evaluating %q: %w (got %d)", c.source, ErrAmbiguousValue, len(r.Series))
 	}
 	var value float64
-	if len(in.Values) == 1 {
-		value = in.Values[0]
+	if len(r.Values) == 1 {
+		value = r.Values[0]
 	}
 	var (
 		program *vm.Program
 		env     any
 	)
-	if in.Scalar {
+	if r.Type == model.ValScalar {
 		if c.scalarErr != nil {
 			return false, fmt.Errorf("condition %q on a scalar result: %w", c.source, c.scalarErr)
 		}
-		program, env = c.scalar, &scalarEnv{Result: value, Value: value, Series: in.Series}
+		program, env = c.scalar, &scalarEnv{Result: value, Value: value, Series: r.Series}
 	} else {
 		if c.vectorErr != nil {
 			return false, fmt.Errorf("condition %q on a vector result: %w", c.source, c.vectorErr)
 		}
-		program, env = c.vector, &vectorEnv{Result: in.Values, Value: value, Series: in.Series}
+		program, env = c.vector, &vectorEnv{Result: r.Values, Value: value, Series: r.Series}
 	}
 	machine := c.vms.Get().(*vm.VM)
 	defer c.vms.Put(machine)
 	defer func() {
-		if r := recover(); r != nil {
-			ok, err = false, fmt.Errorf("evaluating %q: %v", c.source, r)
+		if p := recover(); p != nil {
+			ok, err = false, fmt.Errorf("evaluating %q: panic: %v", c.source, p)
 		}
 	}()
 	out, err := machine.Run(program, env)

@@ -4,16 +4,20 @@ import (
 	"math"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/metricsq"
 )
 
-func vector(vals ...float64) Input {
-	in := Input{Values: vals}
+func vector(vals ...float64) metricsq.Result {
+	r := metricsq.Result{Type: model.ValVector, Values: vals}
 	for _, v := range vals {
-		in.Series = append(in.Series, Series{Labels: map[string]string{"pod": "p"}, Value: v})
+		r.Series = append(r.Series, metricsq.Sample{Labels: map[string]string{"pod": "p"}, Value: v})
 	}
-	return in
+	return r
 }
 
 func TestConditions(t *testing.T) {
@@ -66,7 +70,7 @@ func TestConditionsRejectedAtCompile(t *testing.T) {
 func TestScalarResult(t *testing.T) {
 	c, err := CompileCondition("result > 0.5")
 	require.NoError(t, err)
-	ok, err := c.Eval(Input{Scalar: true, Values: []float64{0.7}, Series: []Series{{Value: 0.7}}})
+	ok, err := c.Eval(metricsq.Result{Type: model.ValScalar, Values: []float64{0.7}, Series: []metricsq.Sample{{Value: 0.7}}})
 	require.NoError(t, err)
 	assert.True(t, ok)
 
@@ -88,4 +92,28 @@ func BenchmarkConditionEval(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestEvalRecoversItsOwnPanics: expr's machine turns most panics into errors itself; one
+// that escapes it (here, from a missing program) must still be a named error, not a crash.
+func TestEvalRecoversItsOwnPanics(t *testing.T) {
+	c, err := CompileCondition("result[0] > 0")
+	require.NoError(t, err)
+	c.vector = nil
+	ok, err := c.Eval(vector(1))
+	assert.False(t, ok)
+	require.ErrorContains(t, err, `evaluating "result[0] > 0": panic: `)
+
+	phase, msg := judge(&PlannedMetric{Success: c}, vector(1))
+	assert.Equal(t, v1alpha1.AnalysisPhaseError, phase)
+	assert.Contains(t, msg, `successCondition: evaluating "result[0] > 0": panic: `)
+}
+
+func TestRangeSeriesPoints(t *testing.T) {
+	c, err := CompileCondition("all(series, all(.values, # < 1))")
+	require.NoError(t, err)
+	r := metricsq.Result{Type: model.ValMatrix, Values: []float64{0.5}, Series: []metricsq.Sample{{Labels: map[string]string{}, Value: 0.5, Values: []float64{0.2, 0.5}}}}
+	ok, err := c.Eval(r)
+	require.NoError(t, err)
+	assert.True(t, ok, "series[].values holds a range query's points, as the API documents")
 }

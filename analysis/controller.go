@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/providers"
 )
 
 // +kubebuilder:rbac:groups=promgate.io,resources=analysisruns,verbs=get;list;watch;delete
@@ -47,8 +48,6 @@ type RunReconciler struct {
 	Engine   *Engine
 	Recorder events.EventRecorder
 	Metrics  *Metrics
-	// Now is the clock; tests replace it.
-	Now func() time.Time
 
 	plans planCache
 }
@@ -107,9 +106,6 @@ func (c *planCache) forget(uid types.UID) {
 
 // SetupWithManager registers the controller; workers bounds runs measured in parallel.
 func (r *RunReconciler) SetupWithManager(mgr manager.Manager, workers int) error {
-	if r.Now == nil {
-		r.Now = time.Now
-	}
 	return builder.ControllerManagedBy(mgr).
 		For(&v1alpha1.AnalysisRun{}).
 		Named("analysisrun").
@@ -124,7 +120,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	if err := r.Client.Get(ctx, req.NamespacedName, &run); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	now := r.Now()
+	now := time.Now()
 	if run.Status.Phase.Completed() {
 		r.plans.forget(run.UID)
 		return r.collectGarbage(ctx, &run, now)
@@ -157,14 +153,14 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	}
 	// A slow measurement can leave the next tick already due; RequeueAfter 0 would mean
 	// "never", so the wait is at least a millisecond.
-	return reconcile.Result{RequeueAfter: max(next.Sub(r.Now()), time.Millisecond)}, nil
+	return reconcile.Result{RequeueAfter: max(time.Until(next), time.Millisecond)}, nil
 }
 
 // retryAfter is how soon a run is looked at again after a write conflict.
 const retryAfter = 50 * time.Millisecond
 
 // invalid ends a run whose spec does not prepare: nothing is measured, and the Valid
-// condition names the metric and field at fault.
+// condition names the field at fault for every problem, each on a new line.
 func (r *RunReconciler) invalid(ctx context.Context, run *v1alpha1.AnalysisRun, before *v1alpha1.AnalysisRunStatus, now time.Time, err error) (reconcile.Result, error) {
 	run.Status.Phase = v1alpha1.AnalysisPhaseError
 	run.Status.Message = "invalid spec, nothing measured: " + err.Error()
@@ -243,7 +239,7 @@ func (r *RunReconciler) collectGarbage(ctx context.Context, run *v1alpha1.Analys
 }
 
 // secretFunc reads a run's Secrets when its plan is prepared.
-func (r *RunReconciler) secretFunc(namespace string) SecretFunc {
+func (r *RunReconciler) secretFunc(namespace string) providers.SecretFunc {
 	return func(ctx context.Context, name, key string) (string, error) {
 		var s corev1.Secret
 		if err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {

@@ -1,13 +1,18 @@
 package analysis
 
 import (
+	"math"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/metricsq"
 )
 
-// Metrics are the controller's own analysis metrics. Labels stay bounded: templates and
-// metric names, never run names.
+// Metrics are the controller's own analysis metrics. They are labelled with the template a
+// run names first (see templateName: a run that names none is labelled with its own
+// name, one series per such run) and with metric names.
 type Metrics struct {
 	measurements *prometheus.CounterVec
 	lastValue    *prometheus.GaugeVec
@@ -43,9 +48,21 @@ func (m *Metrics) measured(template string, t Taken) {
 		return
 	}
 	m.measurements.WithLabelValues(template, t.Metric, string(t.Measurement.Phase)).Inc()
-	if t.Measurement.Value != "" {
-		m.lastValue.WithLabelValues(template, t.Metric).Set(FirstValue(t.Measurement.Value))
+	if v, ok := firstValue(t.Result); ok {
+		m.lastValue.WithLabelValues(template, t.Metric).Set(v)
 	}
+}
+
+// firstValue is what the last-value gauge shows of a result: its first value, NaN for an
+// empty one; ok is false when there was no value at all (a provider error included).
+func firstValue(r metricsq.Result) (v float64, ok bool) {
+	switch {
+	case r.Type == model.ValNone:
+		return 0, false
+	case len(r.Values) == 0:
+		return math.NaN(), true
+	}
+	return r.Values[0], true
 }
 
 func (m *Metrics) runCompleted(run *v1alpha1.AnalysisRun) {

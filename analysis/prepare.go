@@ -2,17 +2,22 @@ package analysis
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/prometheus/common/config"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
 	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
 	"github.com/promgate/promgate/providers/prometheus"
+	"github.com/promgate/promgate/providers/shared"
 	"github.com/promgate/promgate/providers/web"
 )
 
@@ -20,76 +25,28 @@ import (
 const (
 	DefaultConsecutiveErrorLimit = 4
 	DefaultMeasurementRetention  = 10
-	defaultRangeStep             = time.Minute
 )
 
-// SpecError is a problem in a run or template spec, located by its field path.
-type SpecError struct {
-	// Field is the path in the spec, e.g. metrics[success-rate].provider.prometheus.query.
-	Field string
-	// Err is what is wrong.
-	Err error
+// newFactories lists every provider kind. A new provider is its package plus one line
+// here: the engine, template validation and lint find it through this list.
+func newFactories(defaultPrometheus string) []providers.Factory {
+	return []providers.Factory{
+		prometheus.NewFactory(prometheus.Options{DefaultAddress: defaultPrometheus}),
+		web.NewFactory(web.Options{}),
+	}
 }
-
-func (e *SpecError) Error() string { return e.Field + ": " + e.Err.Error() }
-
-func (e *SpecError) Unwrap() error { return e.Err }
-
-func specErr(field string, format string, args ...any) error {
-	return &SpecError{Field: field, Err: fmt.Errorf(format, args...)}
-}
-
-// SecretFunc returns the value of a key of a Secret in the run's namespace.
-type SecretFunc func(ctx context.Context, name, key string) (string, error)
 
 // Engine turns run specs into plans and plans into measurements. One serves the whole
 // process: compiled conditions and provider clients are shared by every run.
 type Engine struct {
 	Conditions *CompileCache
-	Prometheus *prometheus.Factory
-	Web        *web.Factory
-	// queries remembers rendered PromQL that parsed: every reconcile prepares its run
-	// again, and parsing is the costliest part of that.
-	queries validatedQueries
+	exec       *shared.Executor
+	factories  []providers.Factory
 }
 
-type validatedQueries struct {
-	mu sync.Mutex
-	ok map[string]struct{}
-}
-
-const maxValidatedQueries = 16384
-
-func (v *validatedQueries) validate(query string) error {
-	v.mu.Lock()
-	_, ok := v.ok[query]
-	v.mu.Unlock()
-	if ok {
-		return nil
-	}
-	if err := metricsq.Validate(query); err != nil {
-		return err
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.ok == nil || len(v.ok) >= maxValidatedQueries {
-		v.ok = map[string]struct{}{}
-	}
-	v.ok[query] = struct{}{}
-	return nil
-}
-
-// NewEngine builds an engine whose queries all go through exec.
-func NewEngine(exec *metricsq.Executor, defaultPrometheus string) (*Engine, error) {
-	prom, err := prometheus.NewFactory(exec, prometheus.Options{DefaultAddress: defaultPrometheus})
-	if err != nil {
-		return nil, err
-	}
-	w, err := web.NewFactory(exec, web.Options{})
-	if err != nil {
-		return nil, err
-	}
-	return &Engine{Conditions: NewCompileCache(4096), Prometheus: prom, Web: w}, nil
+// NewEngine builds an engine whose provider calls all go through exec.
+func NewEngine(exec *shared.Executor, defaultPrometheus string) *Engine {
+	return &Engine{Conditions: NewCompileCache(4096), exec: exec, factories: newFactories(defaultPrometheus)}
 }
 
 // Plan is a run spec made executable: args resolved, queries rendered and checked,
@@ -119,285 +76,185 @@ type PlannedMetric struct {
 	NoData                  v1alpha1.NoDataPolicy
 }
 
-// Prepare checks and compiles spec. Any problem is a *SpecError naming the metric and
-// field; nothing is measured for a spec that does not prepare.
-func (e *Engine) Prepare(ctx context.Context, spec *v1alpha1.AnalysisRunSpec, secret SecretFunc) (*Plan, error) {
+// MetricPath is the field path of the i-th metric m of a spec: by name, as status and
+// messages name metrics, or by index while it has none.
+func MetricPath(i int, m v1alpha1.Metric) *field.Path {
+	if m.Name == "" {
+		return field.NewPath("metrics").Index(i)
+	}
+	return field.NewPath("metrics").Key(m.Name)
+}
+
+// Prepare checks and compiles spec; nothing is measured for a spec that does not prepare.
+// The error reports every problem at once, each on a new line: errors.As finds a
+// *field.Error in it, fielderr.From lists them all with their causes (such as a
+// *metricsq.UndefinedArgError), and field paths are relative to spec, e.g.
+// metrics[success-rate].provider.prometheus.query.
+func (e *Engine) Prepare(ctx context.Context, spec *v1alpha1.AnalysisRunSpec, secret providers.SecretFunc) (*Plan, error) {
 	plan := &Plan{}
-	args := map[string]string{}
+	var errs fielderr.List
+	env := providers.Env{Args: map[string]string{}}
+	if secret != nil {
+		env.Secret = func(ctx context.Context, name, key string) (string, error) {
+			v, err := secret(ctx, name, key)
+			if err == nil {
+				plan.secrets = append(plan.secrets, v)
+			}
+			return v, err
+		}
+	}
+	// An arg whose Secret cannot be read is reported once, not again by every query
+	// that uses it.
+	unresolved := map[string]bool{}
 	for _, a := range spec.Args {
-		field := fmt.Sprintf("args[%s]", a.Name)
+		ref := field.NewPath("args").Key(a.Name).Child("valueFrom", "secretKeyRef")
 		switch {
 		case a.Value != nil:
-			args[a.Name] = *a.Value
+			env.Args[a.Name] = *a.Value
+		case a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil && env.Secret == nil:
+			errs.Add(field.Forbidden(ref, "secrets cannot be read here; pass the value as an argument"))
+			unresolved[a.Name] = true
 		case a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil:
-			if secret == nil {
-				return nil, specErr(field+".valueFrom.secretKeyRef", "secrets cannot be read here; pass the value as an argument")
+			before := len(errs)
+			v := env.ReadSecret(ctx, ref, a.ValueFrom.SecretKeyRef, &errs)
+			if len(errs) > before {
+				unresolved[a.Name] = true
+				continue
 			}
-			ref := a.ValueFrom.SecretKeyRef
-			v, err := secret(ctx, ref.Name, ref.Key)
-			if err != nil {
-				return nil, specErr(field+".valueFrom.secretKeyRef", "reading key %q of Secret %q: %w", ref.Key, ref.Name, err)
-			}
-			args[a.Name] = v
-			plan.secrets = append(plan.secrets, v)
+			env.Args[a.Name] = v
 		}
-		// An arg without a value is an error only if a query uses it: Render names it.
+		// An arg without a value is an error only if a query uses it: rendering names it.
 	}
 	if len(spec.Metrics) == 0 {
-		return nil, specErr("metrics", "at least one metric is required")
+		errs.Add(field.Required(field.NewPath("metrics"), "at least one metric is required"))
 	}
-	seen := map[string]bool{}
+	checkNames(spec.Metrics, &errs)
 	for i, m := range spec.Metrics {
-		if m.Name == "" {
-			return nil, specErr(fmt.Sprintf("metrics[%d].name", i), "a name is required")
-		}
-		if seen[m.Name] {
-			return nil, specErr(fmt.Sprintf("metrics[%d].name", i), "duplicate metric name %q", m.Name)
-		}
-		seen[m.Name] = true
-		pm, err := e.prepareMetric(ctx, spec, m, args, secret, plan)
-		if err != nil {
-			return nil, err
-		}
-		plan.Metrics = append(plan.Metrics, pm)
+		plan.Metrics = append(plan.Metrics, e.prepareMetric(ctx, MetricPath(i, m), spec, m, env, &errs))
+	}
+	errs = slices.DeleteFunc(errs, func(p *fielderr.Error) bool {
+		undefined, ok := errors.AsType[*metricsq.UndefinedArgError](p.Cause)
+		return ok && unresolved[undefined.Name]
+	})
+	if len(errs) > 0 {
+		return nil, errs.Err()
 	}
 	return plan, nil
 }
 
-func (e *Engine) prepareMetric(ctx context.Context, spec *v1alpha1.AnalysisRunSpec, m v1alpha1.Metric, args map[string]string, secret SecretFunc, plan *Plan) (*PlannedMetric, error) {
-	field := fmt.Sprintf("metrics[%s]", m.Name)
+// checkNames reports metrics without a name or with one an earlier metric has.
+func checkNames(metrics []v1alpha1.Metric, errs *fielderr.List) {
+	seen := map[string]bool{}
+	for i, m := range metrics {
+		path := MetricPath(i, m).Child("name")
+		switch {
+		case m.Name == "":
+			errs.Add(field.Required(path, "a name is required"))
+		case seen[m.Name]:
+			errs.Add(fielderr.WithDetail(field.Duplicate(path, m.Name), fmt.Sprintf("duplicate metric name %q", m.Name)))
+		}
+		seen[m.Name] = true
+	}
+}
+
+// prepareMetric plans m, the metric at path, adding every problem it has to errs.
+func (e *Engine) prepareMetric(ctx context.Context, path *field.Path, spec *v1alpha1.AnalysisRunSpec, m v1alpha1.Metric, env providers.Env, errs *fielderr.List) *PlannedMetric {
 	pm := &PlannedMetric{
-		Spec:                  m,
-		DryRun:                matchesMetric(m.Name, dryRunNames(spec.DryRun)),
-		Retention:             retention(m.Name, spec.MeasurementRetention),
-		FailureLimit:          deref(m.FailureLimit, 0),
-		InconclusiveLimit:     deref(m.InconclusiveLimit, 0),
-		ConsecutiveErrorLimit: deref(m.ConsecutiveErrorLimit, DefaultConsecutiveErrorLimit),
-		NoData:                m.NoData,
+		Spec:                    m,
+		DryRun:                  matchesMetric(m.Name, dryRunNames(spec.DryRun)),
+		Retention:               retention(m.Name, spec.MeasurementRetention),
+		FailureLimit:            ptr.Deref(m.FailureLimit, 0),
+		InconclusiveLimit:       ptr.Deref(m.InconclusiveLimit, 0),
+		ConsecutiveErrorLimit:   ptr.Deref(m.ConsecutiveErrorLimit, DefaultConsecutiveErrorLimit),
+		ConsecutiveSuccessLimit: ptr.Deref(m.ConsecutiveSuccessLimit, 0),
+		NoData:                  m.NoData,
 	}
 	switch pm.NoData {
 	case "":
 		pm.NoData = v1alpha1.NoDataInconclusive
 	case v1alpha1.NoDataInconclusive, v1alpha1.NoDataFailed, v1alpha1.NoDataError, v1alpha1.NoDataEvaluate:
 	default:
-		return nil, specErr(field+".noData", "%q is not one of Inconclusive, Failed, Error, Evaluate", pm.NoData)
+		errs.Add(field.Invalid(path.Child("noData"), m.NoData, fmt.Sprintf("%q is not one of Inconclusive, Failed, Error, Evaluate", m.NoData)))
 	}
-	var err error
-	if pm.Interval, err = parseDuration(m.Interval); err != nil {
-		return nil, specErr(field+".interval", "%v", err)
-	}
-	if pm.Interval%time.Second != 0 {
+	interval, err := providers.ParseDuration(m.Interval)
+	switch {
+	case err != nil:
+		errs.Invalid(path.Child("interval"), string(m.Interval), err)
+	case interval%time.Second != 0:
 		// Ticks are persisted with second precision; a fractional interval would repeat
 		// or skip ticks after a restart.
-		return nil, specErr(field+".interval", "%s is not a whole number of seconds", pm.Interval)
+		errs.Add(field.Invalid(path.Child("interval"), string(m.Interval), fmt.Sprintf("%s is not a whole number of seconds", interval)))
 	}
-	if pm.InitialDelay, err = parseDuration(m.InitialDelay); err != nil {
-		return nil, specErr(field+".initialDelay", "%v", err)
-	}
+	pm.Interval = interval
+	pm.InitialDelay = providers.Duration(path.Child("initialDelay"), m.InitialDelay, errs)
 	switch {
 	case m.Count != nil:
 		pm.Count = *m.Count
 	case pm.Interval == 0:
 		pm.Count = 1
 	}
-	if pm.Count > 1 && pm.Interval == 0 {
-		return nil, specErr(field+".count", "count %d needs an interval", pm.Count)
-	}
-	if m.ConsecutiveSuccessLimit != nil {
-		pm.ConsecutiveSuccessLimit = *m.ConsecutiveSuccessLimit
-	}
-	if err := checkLimits(pm); err != nil {
-		return nil, specErr(field, "%v", err)
+	// Without a valid interval these would only repeat the interval's problem.
+	if err == nil {
+		checkLimits(path, pm, errs)
 	}
 	if m.SuccessCondition != "" {
 		if pm.Success, err = e.Conditions.Get(m.SuccessCondition); err != nil {
-			return nil, specErr(field+".successCondition", "%v", err)
+			errs.Invalid(path.Child("successCondition"), m.SuccessCondition, err)
 		}
 	}
 	if m.FailureCondition != "" {
 		if pm.Failure, err = e.Conditions.Get(m.FailureCondition); err != nil {
-			return nil, specErr(field+".failureCondition", "%v", err)
+			errs.Invalid(path.Child("failureCondition"), m.FailureCondition, err)
 		}
 	}
-	switch p := m.Provider; {
-	case p.Prometheus != nil && p.Web == nil:
-		pm.Provider, err = e.prometheusProvider(ctx, field+".provider.prometheus", p.Prometheus, args, secret, plan)
-	case p.Web != nil && p.Prometheus == nil:
-		pm.Provider, err = e.webProvider(ctx, field+".provider.web", p.Web, args, secret, plan)
-	default:
-		err = specErr(field+".provider", "exactly one provider (prometheus or web) must be set")
-	}
-	if err != nil {
-		return nil, err
-	}
-	return pm, nil
+	pm.Provider = e.provider(ctx, path.Child("provider"), &m.Provider, env, errs)
+	return pm
 }
 
 // checkLimits rejects limits that make a verdict impossible, which would otherwise show up
 // only as a release that never moves.
-func checkLimits(pm *PlannedMetric) error {
+func checkLimits(path *field.Path, pm *PlannedMetric, errs *fielderr.List) {
+	if pm.Count > 1 && pm.Interval == 0 {
+		errs.Add(field.Invalid(path.Child("count"), pm.Count, fmt.Sprintf("count %d needs an interval", pm.Count)))
+	}
 	if pm.Count > 0 && pm.FailureLimit >= pm.Count {
-		return fmt.Errorf("failureLimit %d is not below count %d: the metric could never fail", pm.FailureLimit, pm.Count)
+		errs.Add(field.Invalid(path.Child("failureLimit"), pm.FailureLimit, fmt.Sprintf("failureLimit %d is not below count %d: the metric could never fail", pm.FailureLimit, pm.Count)))
 	}
 	if pm.Count > 0 && pm.ConsecutiveSuccessLimit > pm.Count {
-		return fmt.Errorf("consecutiveSuccessLimit %d exceeds count %d", pm.ConsecutiveSuccessLimit, pm.Count)
+		errs.Add(field.Invalid(path.Child("consecutiveSuccessLimit"), pm.ConsecutiveSuccessLimit, fmt.Sprintf("consecutiveSuccessLimit %d exceeds count %d", pm.ConsecutiveSuccessLimit, pm.Count)))
 	}
-	return nil
 }
 
-func (e *Engine) prometheusProvider(ctx context.Context, field string, p *v1alpha1.PrometheusMetric, args map[string]string, secret SecretFunc, plan *Plan) (providers.Provider, error) {
-	query, err := metricsq.Render(p.Query, args)
-	if err != nil {
-		return nil, specErr(field+".query", "%v", err)
-	}
-	if err := e.queries.validate(query); err != nil {
-		return nil, specErr(field+".query", "%v", err)
-	}
-	address, err := metricsq.Render(p.Address, args)
-	if err != nil {
-		return nil, specErr(field+".address", "%v", err)
-	}
-	cfg := prometheus.Config{Address: address, Query: query}
-	if cfg.Timeout, err = parseDuration(p.Timeout); err != nil {
-		return nil, specErr(field+".timeout", "%v", err)
-	}
-	if p.Range != nil {
-		window, err := parseDuration(p.Range.Window)
-		if err != nil || window <= 0 {
-			return nil, specErr(field+".range.window", "a positive duration is required")
+// provider builds the provider p, the field at path, configures: exactly one kind must.
+func (e *Engine) provider(ctx context.Context, path *field.Path, p *v1alpha1.MetricProvider, env providers.Env, errs *fielderr.List) providers.Provider {
+	var set []providers.Factory
+	for _, f := range e.factories {
+		if f.Configured(p) {
+			set = append(set, f)
 		}
-		step, err := parseDuration(p.Range.Step)
-		if err != nil {
-			return nil, specErr(field+".range.step", "%v", err)
-		}
-		if step == 0 {
-			step = defaultRangeStep
-		}
-		cfg.Range = &prometheus.Range{Window: window, Step: step}
 	}
-	if cfg.Headers, err = renderHeaders(field, p.Headers, args); err != nil {
-		return nil, err
+	if len(set) != 1 {
+		errs.Add(field.Invalid(path, field.OmitValueType{}, fmt.Sprintf("exactly one provider (%s) must be set", kindNames(e.factories))))
+		return nil
 	}
-	if cfg.HTTP, err = httpConfig(ctx, field+".auth", p.Auth, secret, plan); err != nil {
-		return nil, err
+	src, problems := set[0].Build(ctx, path, p, env)
+	*errs = append(*errs, problems...)
+	if len(problems) > 0 {
+		return nil
 	}
-	prov, err := e.Prometheus.New(cfg)
-	if err != nil {
-		return nil, specErr(field, "%v", err)
-	}
-	return prov, nil
+	return e.exec.Provider(src)
 }
 
-func (e *Engine) webProvider(ctx context.Context, field string, w *v1alpha1.WebMetric, args map[string]string, secret SecretFunc, plan *Plan) (providers.Provider, error) {
-	url, err := metricsq.Render(w.URL, args)
-	if err != nil {
-		return nil, specErr(field+".url", "%v", err)
+// kindNames lists the provider kinds for a message: "prometheus or web".
+func kindNames(fs []providers.Factory) string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.Name()
 	}
-	body, err := metricsq.Render(w.Body, args)
-	if err != nil {
-		return nil, specErr(field+".body", "%v", err)
+	if len(names) < 2 {
+		return strings.Join(names, "")
 	}
-	switch w.Method {
-	case "", "GET", "POST":
-	default:
-		return nil, specErr(field+".method", "%q is not GET or POST", w.Method)
-	}
-	cfg := web.Config{URL: url, Method: w.Method, Body: body, JSONPath: w.JSONPath}
-	if cfg.Timeout, err = parseDuration(w.Timeout); err != nil {
-		return nil, specErr(field+".timeout", "%v", err)
-	}
-	if cfg.Headers, err = renderHeaders(field, w.Headers, args); err != nil {
-		return nil, err
-	}
-	if cfg.HTTP, err = httpConfig(ctx, field+".auth", w.Auth, secret, plan); err != nil {
-		return nil, err
-	}
-	prov, err := e.Web.New(cfg)
-	if err != nil {
-		return nil, specErr(field, "%v", err)
-	}
-	return prov, nil
-}
-
-func renderHeaders(field string, hs []v1alpha1.Header, args map[string]string) (map[string]string, error) {
-	if len(hs) == 0 {
-		return nil, nil
-	}
-	out := make(map[string]string, len(hs))
-	for _, h := range hs {
-		v, err := metricsq.Render(h.Value, args)
-		if err != nil {
-			return nil, specErr(fmt.Sprintf("%s.headers[%s]", field, h.Key), "%v", err)
-		}
-		out[h.Key] = v
-	}
-	return out, nil
-}
-
-// httpConfig maps the API's auth onto prometheus/common's HTTPClientConfig with the
-// secrets read from the run's namespace.
-func httpConfig(ctx context.Context, field string, auth *v1alpha1.HTTPAuth, secret SecretFunc, plan *Plan) (config.HTTPClientConfig, error) {
-	cfg := config.DefaultHTTPClientConfig
-	if auth == nil {
-		return cfg, nil
-	}
-	read := func(f string, ref *v1alpha1.SecretKeySelector) (string, error) {
-		if secret == nil {
-			return "", specErr(f, "secrets cannot be read here")
-		}
-		v, err := secret(ctx, ref.Name, ref.Key)
-		if err != nil {
-			return "", specErr(f, "reading key %q of Secret %q: %w", ref.Key, ref.Name, err)
-		}
-		plan.secrets = append(plan.secrets, v)
-		return v, nil
-	}
-	if auth.BearerTokenSecret != nil {
-		token, err := read(field+".bearerTokenSecret", auth.BearerTokenSecret)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.Authorization = &config.Authorization{Type: "Bearer", Credentials: config.Secret(token)}
-	}
-	if b := auth.BasicAuth; b != nil {
-		pw, err := read(field+".basicAuth.passwordSecret", &b.PasswordSecret)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.BasicAuth = &config.BasicAuth{Username: b.Username, Password: config.Secret(pw)}
-	}
-	if o := auth.OAuth2; o != nil {
-		cs, err := read(field+".oauth2.clientSecret", &o.ClientSecret)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.OAuth2 = &config.OAuth2{ClientID: o.ClientID, ClientSecret: config.Secret(cs), TokenURL: o.TokenURL, Scopes: o.Scopes, EndpointParams: o.EndpointParams}
-	}
-	if t := auth.TLS; t != nil {
-		cfg.TLSConfig = config.TLSConfig{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
-		for _, s := range []struct {
-			field string
-			ref   *v1alpha1.SecretKeySelector
-			dst   func(string)
-		}{
-			{".tls.caSecret", t.CASecret, func(v string) { cfg.TLSConfig.CA = v }},
-			{".tls.certSecret", t.CertSecret, func(v string) { cfg.TLSConfig.Cert = v }},
-			{".tls.keySecret", t.KeySecret, func(v string) { cfg.TLSConfig.Key = config.Secret(v) }},
-		} {
-			if s.ref == nil {
-				continue
-			}
-			v, err := read(field+s.field, s.ref)
-			if err != nil {
-				return cfg, err
-			}
-			s.dst(v)
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, specErr(field, "%v", err)
-	}
-	return cfg, nil
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // Mask replaces every resolved secret value in s, so no status, event or log shows one.
@@ -408,20 +265,6 @@ func (p *Plan) Mask(s string) string {
 		}
 	}
 	return s
-}
-
-func parseDuration(d v1alpha1.DurationString) (time.Duration, error) {
-	if d == "" {
-		return 0, nil
-	}
-	v, err := time.ParseDuration(string(d))
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q: %w", d, err)
-	}
-	if v < 0 {
-		return 0, fmt.Errorf("negative duration %q", d)
-	}
-	return v, nil
 }
 
 func dryRunNames(d []v1alpha1.DryRun) []string {
@@ -454,9 +297,17 @@ func retention(name string, rs []v1alpha1.MeasurementRetention) int {
 	return limit
 }
 
-func deref(p *int32, def int32) int32 {
-	if p == nil {
-		return def
+// checkFactories serve CheckProvider, which has no engine: checks read no options.
+var checkFactories = sync.OnceValue(func() []providers.Factory { return newFactories("") })
+
+// CheckProvider reports what admission rejects in p, the provider field at path, by the
+// rules of each kind it configures, for tools that check a spec with no API server.
+func CheckProvider(path *field.Path, p *v1alpha1.MetricProvider) field.ErrorList {
+	var errs field.ErrorList
+	for _, f := range checkFactories() {
+		if f.Configured(p) {
+			errs = append(errs, f.Check(path, p)...)
+		}
 	}
-	return *p
+	return errs
 }

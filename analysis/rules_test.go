@@ -4,16 +4,21 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
 	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
+	"github.com/promgate/promgate/providers/shared"
 )
 
 // scripted is a provider returning one scripted answer per call; a nil vector is an error.
@@ -48,7 +53,7 @@ func (s *scripted) Measure(_ context.Context, q providers.Query) (providers.Meas
 	if err != nil {
 		return providers.Measurement{}, err
 	}
-	return providers.Measurement{Result: res, Value: res.String()}, nil
+	return providers.Measurement{Result: res}, nil
 }
 
 func vec(v ...float64) answer { return answer{vector: append([]float64{}, v...)} }
@@ -321,15 +326,14 @@ func TestScheduling(t *testing.T) {
 }
 
 func TestPrepare(t *testing.T) {
-	engine, err := NewEngine(mustExecutor(t), "http://prometheus:9090")
-	require.NoError(t, err)
+	engine := NewEngine(mustExecutor(t), "http://prometheus:9090")
 	ctx := context.Background()
 	metric := func(mut func(*v1alpha1.Metric)) v1alpha1.AnalysisRunSpec {
 		m := v1alpha1.Metric{Name: "rate", SuccessCondition: "result[0] > 0.9", Provider: v1alpha1.MetricProvider{
 			Prometheus: &v1alpha1.PrometheusMetric{Query: `sum(rate(x{svc="{{args.svc}}"}[1m]))`},
 		}}
 		mut(&m)
-		return v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{m}, Args: []v1alpha1.Argument{{Name: "svc", Value: ptrTo("a")}}}
+		return v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{m}, Args: []v1alpha1.Argument{{Name: "svc", Value: ptr.To("a")}}}
 	}
 	for _, tc := range []struct {
 		name  string
@@ -341,9 +345,9 @@ func TestPrepare(t *testing.T) {
 		{"bad condition", func(m *v1alpha1.Metric) { m.SuccessCondition = "result[0] >" }, "metrics[rate].successCondition"},
 		{"bad duration", func(m *v1alpha1.Metric) { m.Interval = "soon" }, "metrics[rate].interval"},
 		{"fractional interval", func(m *v1alpha1.Metric) { m.Interval = "1500ms" }, "metrics[rate].interval: 1.5s is not a whole number of seconds"},
-		{"count without interval", func(m *v1alpha1.Metric) { m.Count = ptrTo[int32](3) }, "metrics[rate].count"},
+		{"count without interval", func(m *v1alpha1.Metric) { m.Count = ptr.To[int32](3) }, "metrics[rate].count"},
 		{"failureLimit not below count", func(m *v1alpha1.Metric) {
-			m.Interval, m.Count, m.FailureLimit = "1s", ptrTo[int32](2), ptrTo[int32](2)
+			m.Interval, m.Count, m.FailureLimit = "1s", ptr.To[int32](2), ptr.To[int32](2)
 		}, "could never fail"},
 		{"unknown noData", func(m *v1alpha1.Metric) { m.NoData = "Ignore" }, "metrics[rate].noData"},
 		{"two providers", func(m *v1alpha1.Metric) { m.Provider.Web = &v1alpha1.WebMetric{URL: "http://x", JSONPath: "{$.a}"} }, "metrics[rate].provider: exactly one provider"},
@@ -352,11 +356,64 @@ func TestPrepare(t *testing.T) {
 			spec := metric(tc.mut)
 			_, err := engine.Prepare(ctx, &spec, nil)
 			require.Error(t, err)
-			var se *SpecError
-			require.ErrorAs(t, err, &se)
+			var fe *field.Error
+			require.ErrorAs(t, err, &fe)
 			assert.Contains(t, err.Error(), tc.field)
 		})
 	}
+
+	t.Run("every problem of every metric at once", func(t *testing.T) {
+		spec := v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{
+			{Name: "rate", Interval: "soon", SuccessCondition: "result[0] >", Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{
+				Query: `x{a="{{args.a}}", b="{{args.b}}"}`, Timeout: "-1s",
+			}}},
+			{Name: "page", NoData: "Ignore", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{URL: "ftp://x", JSONPath: "{$.a", Method: "PUT"}}},
+			{Provider: v1alpha1.MetricProvider{}},
+		}}
+		_, err := engine.Prepare(ctx, &spec, nil)
+		require.Error(t, err)
+		var fields []string
+		for _, p := range fielderr.From(err) {
+			fields = append(fields, p.Field.Field)
+		}
+		assert.Equal(t, []string{
+			"metrics[2].name",
+			"metrics[rate].interval",
+			"metrics[rate].successCondition",
+			"metrics[rate].provider.prometheus.query",
+			"metrics[rate].provider.prometheus.query",
+			"metrics[rate].provider.prometheus.timeout",
+			"metrics[page].noData",
+			"metrics[page].provider.web.url",
+			"metrics[page].provider.web.method",
+			"metrics[page].provider.web.jsonPath",
+			"metrics[2].provider",
+		}, fields, err.Error())
+		for _, line := range []string{
+			`metrics[rate].provider.prometheus.query: argument "a" is not defined`,
+			`metrics[rate].provider.prometheus.query: argument "b" is not defined`,
+			"metrics[page].provider.web.method: \"PUT\" is not GET or POST",
+			"metrics[2].provider: exactly one provider (prometheus or web) must be set",
+		} {
+			assert.Contains(t, strings.Split(err.Error(), "\n"), line)
+		}
+
+		var missing []string
+		for _, p := range fielderr.From(err) {
+			if undefined, ok := errors.AsType[*metricsq.UndefinedArgError](p); ok {
+				missing = append(missing, undefined.Name)
+			}
+		}
+		assert.Equal(t, []string{"a", "b"}, missing, "each missing arg is its own problem, found by type")
+	})
+
+	t.Run("an arg whose Secret fails is reported once", func(t *testing.T) {
+		spec := metric(func(m *v1alpha1.Metric) {})
+		spec.Args = []v1alpha1.Argument{{Name: "svc", ValueFrom: &v1alpha1.ArgumentValueFrom{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "s", Key: "k"}}}}
+		_, err := engine.Prepare(ctx, &spec, nil)
+		require.EqualError(t, err, "args[svc].valueFrom.secretKeyRef: secrets cannot be read here; pass the value as an argument",
+			"not also an undefined argument in the query")
+	})
 
 	t.Run("secrets are resolved and masked", func(t *testing.T) {
 		spec := metric(func(m *v1alpha1.Metric) {})
@@ -403,11 +460,9 @@ func TestPrepare(t *testing.T) {
 	})
 }
 
-func mustExecutor(t *testing.T) *metricsq.Executor {
+func mustExecutor(t *testing.T) *shared.Executor {
 	t.Helper()
-	e, err := metricsq.NewExecutor(nil, metricsq.ExecutorOptions{})
+	e, err := shared.NewExecutor(nil, shared.Options{})
 	require.NoError(t, err)
 	return e
 }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/promgate/promgate/api/v1alpha1"
-	"github.com/promgate/promgate/metricsq"
+	"github.com/promgate/promgate/providers/shared"
 )
 
 // Options configures the analysis controllers.
@@ -28,14 +28,11 @@ type Options struct {
 // SetupWithManager adds the AnalysisRun, AnalysisTemplate and ClusterAnalysisTemplate
 // controllers to mgr, sharing one query executor and one engine.
 func SetupWithManager(mgr manager.Manager, o Options) (*Engine, error) {
-	exec, err := metricsq.NewExecutor(o.Registry, metricsq.ExecutorOptions{MaxConcurrentPerTarget: o.MaxConcurrentQueries})
+	exec, err := shared.NewExecutor(o.Registry, shared.Options{MaxConcurrentPerTarget: o.MaxConcurrentQueries})
 	if err != nil {
 		return nil, fmt.Errorf("creating the query executor: %w", err)
 	}
-	engine, err := NewEngine(exec, o.PrometheusAddress)
-	if err != nil {
-		return nil, fmt.Errorf("creating the analysis engine: %w", err)
-	}
+	engine := NewEngine(exec, o.PrometheusAddress)
 	m, err := NewMetrics(o.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("registering analysis metrics: %w", err)

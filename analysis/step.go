@@ -3,9 +3,6 @@ package analysis
 import (
 	"context"
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,10 +14,14 @@ import (
 	"github.com/promgate/promgate/providers"
 )
 
-// Taken is one measurement taken by Step, for logs, events and the CLI's live view.
+// Taken is one measurement taken by Step, for logs, events, metrics and the CLI's live
+// view.
 type Taken struct {
 	Metric      string
 	Measurement v1alpha1.Measurement
+	// Result is what the provider returned, as the conditions judged it; its Type is
+	// model.ValNone when the provider failed.
+	Result metricsq.Result
 }
 
 // Step takes every measurement due at now, updates status (metric counters and phases,
@@ -58,9 +59,9 @@ func (p *Plan) Step(ctx context.Context, st *v1alpha1.AnalysisRunStatus, now tim
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				m := p.measure(ctx, pm, tick)
+				m, res := p.measure(ctx, pm, tick)
 				mu.Lock()
-				taken = append(taken, Taken{Metric: pm.Spec.Name, Measurement: m})
+				taken = append(taken, Taken{Metric: pm.Spec.Name, Measurement: m, Result: res})
 				mu.Unlock()
 				record(pm, mr, m)
 			}()
@@ -119,26 +120,26 @@ func (p *Plan) due(pm *PlannedMetric, mr *v1alpha1.MetricResult, startedAt time.
 
 // measure takes one measurement and judges it (DESIGN.md section 2): a provider error is
 // Error; no data follows the metric's noData policy; otherwise the conditions decide.
-func (p *Plan) measure(ctx context.Context, pm *PlannedMetric, tick time.Time) v1alpha1.Measurement {
+func (p *Plan) measure(ctx context.Context, pm *PlannedMetric, tick time.Time) (v1alpha1.Measurement, metricsq.Result) {
 	m := v1alpha1.Measurement{StartedAt: &metav1.Time{Time: tick}}
 	res, err := pm.Provider.Measure(ctx, providers.Query{Tick: tick})
 	m.FinishedAt = &metav1.Time{Time: time.Now()}
 	if err != nil {
 		m.Phase, m.Message = v1alpha1.AnalysisPhaseError, p.Mask(err.Error())
-		return m
+		return m, metricsq.Result{Type: model.ValNone}
 	}
-	m.Value = res.Value
+	m.Value = res.Result.String()
 	for _, w := range append(res.Warnings, res.Infos...) {
 		m.Warnings = append(m.Warnings, p.Mask(w))
 	}
 	if res.Result.NoData && pm.NoData != v1alpha1.NoDataEvaluate {
 		m.Phase = v1alpha1.AnalysisPhase(pm.NoData)
 		m.Message = fmt.Sprintf("no data (%s): counted as %s by noData", noDataReason(res.Result), pm.NoData)
-		return m
+		return m, res.Result
 	}
-	m.Phase, m.Message = judge(pm, conditionInput(res.Result))
+	m.Phase, m.Message = judge(pm, res.Result)
 	m.Message = p.Mask(m.Message)
-	return m
+	return m, res.Result
 }
 
 func noDataReason(r metricsq.Result) string {
@@ -148,20 +149,12 @@ func noDataReason(r metricsq.Result) string {
 	return "only NaN or ±Inf"
 }
 
-func conditionInput(r metricsq.Result) Input {
-	in := Input{Scalar: r.Type == model.ValScalar, Values: r.Values, Series: make([]Series, len(r.Series))}
-	for i, s := range r.Series {
-		in.Series[i] = Series{Labels: s.Labels, Value: s.Value}
-	}
-	return in
-}
-
 // judge applies the conditions: neither → Successful; success only → false is Failed;
 // failure only → false is Successful; both → failure wins, neither true is Inconclusive.
 // An expression error is Error.
-func judge(pm *PlannedMetric, in Input) (v1alpha1.AnalysisPhase, string) {
+func judge(pm *PlannedMetric, r metricsq.Result) (v1alpha1.AnalysisPhase, string) {
 	if pm.Failure != nil {
-		failed, err := pm.Failure.Eval(in)
+		failed, err := pm.Failure.Eval(r)
 		if err != nil {
 			return v1alpha1.AnalysisPhaseError, fmt.Sprintf("failureCondition: %v", err)
 		}
@@ -170,7 +163,7 @@ func judge(pm *PlannedMetric, in Input) (v1alpha1.AnalysisPhase, string) {
 		}
 	}
 	if pm.Success != nil {
-		ok, err := pm.Success.Eval(in)
+		ok, err := pm.Success.Eval(r)
 		if err != nil {
 			return v1alpha1.AnalysisPhaseError, fmt.Sprintf("successCondition: %v", err)
 		}
@@ -368,18 +361,4 @@ func summarize(p *Plan, results []*v1alpha1.MetricResult) (v1alpha1.RunSummary, 
 		return run, nil
 	}
 	return run, &dry
-}
-
-// FirstValue is the first value of a measurement, for the last-value gauge; NaN when the
-// value is not a plain number.
-func FirstValue(v string) float64 {
-	v = strings.Trim(v, "[]")
-	if i := strings.IndexByte(v, ','); i >= 0 {
-		v = v[:i]
-	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	if err != nil {
-		return math.NaN()
-	}
-	return f
 }

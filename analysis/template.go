@@ -2,92 +2,56 @@ package analysis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
+	"github.com/promgate/promgate/providers"
 )
-
-// placeholderAddress stands in for a Prometheus address while validating: building a
-// provider never contacts it.
-const placeholderAddress = "http://prometheus.placeholder.invalid:9090"
 
 // placeholders are tried in turn for args a template leaves to its runs: a number, a
 // duration and a word cover the places an arg can stand in PromQL.
 var placeholders = []string{"0", "1m", "placeholder"}
 
 // ValidateTemplate checks every metric of a template as a run would prepare it: PromQL
-// syntax, condition compilation, durations and limits. Args without a value get
-// placeholder values. It returns one *SpecError per broken metric.
-func (e *Engine) ValidateTemplate(ctx context.Context, spec *v1alpha1.AnalysisTemplateSpec) []error {
-	var errs []error
-	for _, m := range spec.Metrics {
-		m = *m.DeepCopy()
-		if m.Provider.Prometheus != nil && m.Provider.Prometheus.Address == "" {
-			m.Provider.Prometheus.Address = placeholderAddress
-		}
-		if err := placeholderTLS(fmt.Sprintf("metrics[%s].provider", m.Name), &m.Provider); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var first error
-		for _, ph := range placeholders {
-			run := &v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{m}, DryRun: spec.DryRun, MeasurementRetention: spec.MeasurementRetention}
+// syntax, condition compilation, durations, limits and auth, without reading Secrets.
+// Args without a value get each placeholder in turn, and a metric counts the problems of
+// the placeholder that leaves the fewest, so that a problem of a placeholder is not taken
+// for one of the template. It returns every problem, with field paths as Prepare has
+// them.
+func (e *Engine) ValidateTemplate(ctx context.Context, spec *v1alpha1.AnalysisTemplateSpec) fielderr.List {
+	var errs fielderr.List
+	checkNames(spec.Metrics, &errs)
+	run := &v1alpha1.AnalysisRunSpec{DryRun: spec.DryRun, MeasurementRetention: spec.MeasurementRetention}
+	for i, m := range spec.Metrics {
+		var fewest fielderr.List
+		for j, ph := range placeholders {
+			env := providers.Env{Args: map[string]string{}, Template: true}
 			for _, a := range spec.Args {
-				v := ph
-				if a.Value != nil {
-					v = *a.Value
-				}
-				run.Args = append(run.Args, v1alpha1.Argument{Name: a.Name, Value: &v})
+				env.Args[a.Name] = ptr.Deref(a.Value, ph)
 			}
-			_, err := e.Prepare(ctx, run, placeholderSecret)
-			if err == nil {
-				first = nil
+			var found fielderr.List
+			e.prepareMetric(ctx, MetricPath(i, m), run, m, env, &found)
+			if j == 0 || len(found) < len(fewest) {
+				fewest = found
+			}
+			if len(fewest) == 0 {
 				break
 			}
-			if first == nil {
-				first = err
-			}
 		}
-		if first != nil {
-			errs = append(errs, first)
-		}
+		errs = append(errs, fewest...)
 	}
 	return errs
-}
-
-// placeholderSecret stands in for every Secret while validating: a template is checked
-// before, and apart from, the namespace its runs read Secrets from.
-func placeholderSecret(context.Context, string, string) (string, error) { return "placeholder", nil }
-
-// placeholderTLS checks that a client certificate comes with its key, then drops the TLS
-// Secrets, whose PEM contents exist only at run time, so validation can build the client.
-func placeholderTLS(field string, p *v1alpha1.MetricProvider) error {
-	var auth *v1alpha1.HTTPAuth
-	switch {
-	case p.Prometheus != nil:
-		auth, field = p.Prometheus.Auth, field+".prometheus.auth.tls"
-	case p.Web != nil:
-		auth, field = p.Web.Auth, field+".web.auth.tls"
-	}
-	if auth == nil || auth.TLS == nil {
-		return nil
-	}
-	t := auth.TLS
-	if (t.CertSecret == nil) != (t.KeySecret == nil) {
-		return specErr(field, "certSecret and keySecret go together")
-	}
-	t.CASecret, t.CertSecret, t.KeySecret = nil, nil, nil
-	return nil
 }
 
 // +kubebuilder:rbac:groups=promgate.io,resources=analysistemplates;clusteranalysistemplates,verbs=get;list;watch
@@ -132,7 +96,7 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 	}
 	before := status.DeepCopy()
 	if errs := r.Engine.ValidateTemplate(ctx, spec); len(errs) > 0 {
-		setCondition(&status.Conditions, obj.GetGeneration(), v1alpha1.ConditionValid, metav1.ConditionFalse, "InvalidSpec", errors.Join(errs...).Error())
+		setCondition(&status.Conditions, obj.GetGeneration(), v1alpha1.ConditionValid, metav1.ConditionFalse, "InvalidSpec", errs.Err().Error())
 	} else {
 		setCondition(&status.Conditions, obj.GetGeneration(), v1alpha1.ConditionValid, metav1.ConditionTrue, "Valid",
 			fmt.Sprintf("%d metrics: queries parse, conditions compile, limits are consistent", len(spec.Metrics)))

@@ -1,5 +1,4 @@
-// Package metricsq turns analysis queries into numbers: it renders {{args.x}} into query
-// text, checks PromQL syntax before a run starts, shapes Prometheus results the way
-// conditions expect them, and runs every query in the process through one Executor that
-// deduplicates identical requests and bounds the load on each Prometheus.
+// Package metricsq turns analysis queries into numbers conditions can judge: it renders
+// {{args.x}} into query text, checks PromQL syntax before a run starts, and shapes
+// Prometheus results the way conditions expect them.
 package metricsq

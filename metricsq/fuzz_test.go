@@ -71,7 +71,8 @@ func FuzzShape(f *testing.F) {
 }
 
 // FuzzRender checks that rendering never panics, that a query without placeholders comes
-// back unchanged, and that it fails exactly when a referenced argument is missing.
+// back unchanged, and that it fails exactly when a referenced argument is missing: the
+// missing arguments it names are all a query needs to render.
 func FuzzRender(f *testing.F) {
 	f.Add(`up{job="{{args.job}}"}`, "checkout")
 	f.Add(`{{ args.a }}{{args.b-c}}{{args.}}{{args`, "{{")
@@ -79,19 +80,19 @@ func FuzzRender(f *testing.F) {
 	f.Add(`rate(x[{{args.window}}])`, "5m")
 	f.Add(``, ``)
 	f.Fuzz(func(t *testing.T, query, value string) {
-		names := ReferencedArgs(query)
-		args := make(map[string]string, len(names))
-		for _, n := range names {
-			args[n] = value
-		}
-		out, err := Render(query, args)
-		require.NoError(t, err)
-		_, errMissing := Render(query, nil)
-		if len(names) == 0 {
+		out, errMissing := Render(query, nil)
+		if errMissing == nil {
 			require.Equal(t, query, out)
-			require.NoError(t, errMissing)
 			return
 		}
-		require.Error(t, errMissing)
+		args := map[string]string{}
+		for _, err := range errMissing.(interface{ Unwrap() []error }).Unwrap() {
+			var undefined *UndefinedArgError
+			require.ErrorAs(t, err, &undefined)
+			require.NotContains(t, args, undefined.Name, "each missing argument is named once")
+			args[undefined.Name] = value
+		}
+		_, err := Render(query, args)
+		require.NoError(t, err)
 	})
 }

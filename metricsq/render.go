@@ -48,18 +48,6 @@ func Render(query string, args map[string]string) (string, error) {
 	return out, nil
 }
 
-// ReferencedArgs lists the distinct argument names query refers to, in order of first
-// use, so a template's args can be checked before any run renders it.
-func ReferencedArgs(query string) []string {
-	var names []string
-	for _, m := range argRef.FindAllStringSubmatch(query, -1) {
-		if !slices.Contains(names, m[1]) {
-			names = append(names, m[1])
-		}
-	}
-	return names
-}
-
 // Validate checks PromQL syntax with the Prometheus parser, so a run never starts on a
 // query Prometheus would reject. The error carries the parser's line:column position.
 // Experimental functions are refused unless the process enabled them in the parser.

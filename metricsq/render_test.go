@@ -51,20 +51,6 @@ func TestRenderDoesNotExpandValues(t *testing.T) {
 	assert.Equal(t, `{{args.b}}`, got)
 }
 
-func TestReferencedArgs(t *testing.T) {
-	tests := []struct {
-		query string
-		want  []string
-	}{
-		{query: `up`, want: nil},
-		{query: `rate(x{a="{{args.a}}", b="{{ args.b }}"}[{{args.a}}])`, want: []string{"a", "b"}},
-		{query: `{{args.}}`, want: nil},
-	}
-	for _, tt := range tests {
-		assert.Equal(t, tt.want, ReferencedArgs(tt.query), tt.query)
-	}
-}
-
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		query   string

@@ -9,17 +9,19 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// Sample is one series of a result with its labels.
+// Sample is one series of a result with its labels. Conditions see it as an element of
+// `series`, with the fields named by the expr tags.
 type Sample struct {
 	// Labels are the series' labels; never nil, empty for a scalar.
-	Labels map[string]string
+	Labels map[string]string `expr:"labels"`
 	// Value is the sample's value; for a matrix, the series' last value.
-	Value float64
+	Value float64 `expr:"value"`
 	// Values holds every point of a matrix series in time order; nil otherwise.
-	Values []float64
+	Values []float64 `expr:"values"`
 }
 
-// Result is a query result shaped for conditions.
+// Result is a query result shaped for conditions. Results may be shared by every run that
+// asked the same question at the same tick, so they are read-only.
 type Result struct {
 	// Type is the Prometheus result type; model.ValNone when there was no value at all.
 	Type model.ValueType

@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
 )
 
 // load reads the workload and checks the references: the workload exists, no other
@@ -25,9 +26,8 @@ func (s *state) load(ctx context.Context) error {
 		return err
 	}
 	if w == nil {
-		err := field.NotFound(field.NewPath("spec", "workloadRef", "name"), ref.Name)
-		err.Detail = fmt.Sprintf("%s %q not found in namespace %s", ref.Kind, ref.Name, s.ro.Namespace)
-		return err
+		return fielderr.WithDetail(field.NotFound(field.NewPath("spec", "workloadRef", "name"), ref.Name),
+			fmt.Sprintf("%s %q not found in namespace %s", ref.Kind, ref.Name, s.ro.Namespace))
 	}
 	s.w = w
 	var others v1alpha1.RolloutList

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
 )
 
 // Built-in args every run gets when its templates declare them.
@@ -113,9 +114,7 @@ func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, path 
 
 func templateErr(path *field.Path, kind, name string, err error) error {
 	if apierrors.IsNotFound(err) {
-		nf := field.NotFound(path.Child("templateName"), name)
-		nf.Detail = fmt.Sprintf("%s %q not found", kind, name)
-		return nf
+		return fielderr.WithDetail(field.NotFound(path.Child("templateName"), name), fmt.Sprintf("%s %q not found", kind, name))
 	}
 	return fmt.Errorf("reading %s %s: %w", kind, name, err)
 }

@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -9,27 +8,30 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
 )
 
 // validateSpec checks what the CRD schema cannot: replicas ranges, traffic that never
 // goes back, and the strategy's presence for objects written before validation existed.
-// It returns every problem, each a *field.Error.
+// It returns every problem at once (fielderr), each a *field.Error.
 func validateSpec(ro *v1alpha1.Rollout) error {
-	var errs field.ErrorList
+	var errs fielderr.List
 	ref := ro.Spec.WorkloadRef
 	if ref.APIVersion != "apps/v1" || (ref.Kind != "Deployment" && ref.Kind != "StatefulSet") {
-		errs = append(errs, field.NotSupported(field.NewPath("spec", "workloadRef"), ref.APIVersion+" "+ref.Kind, []string{"apps/v1 Deployment", "apps/v1 StatefulSet"}))
+		errs.Add(field.NotSupported(field.NewPath("spec", "workloadRef"), ref.APIVersion+" "+ref.Kind, []string{"apps/v1 Deployment", "apps/v1 StatefulSet"}))
 	}
 	if ref.Kind == "StatefulSet" && ro.Spec.Strategy.BlueGreen != nil {
-		errs = append(errs, field.Forbidden(field.NewPath("spec", "strategy", "blueGreen"),
+		errs.Add(field.Forbidden(field.NewPath("spec", "strategy", "blueGreen"),
 			"a StatefulSet cannot run two full sets of pods under one name; release it with canary steps"))
 	}
 	st, path := ro.Spec.Strategy.Active()
 	switch {
 	case st == nil:
-		return joinFieldErrors(append(errs, field.Required(path, "exactly one of blueGreen and canary")))
+		errs.Add(field.Required(path, "exactly one of blueGreen and canary"))
+		return errs.Err()
 	case len(st.Steps) == 0:
-		return joinFieldErrors(append(errs, field.Required(path.Child("steps"), "at least one step")))
+		errs.Add(field.Required(path.Child("steps"), "at least one step"))
+		return errs.Err()
 	}
 	for i, step := range st.Steps {
 		p := path.Child("steps").Index(i)
@@ -37,47 +39,31 @@ func validateSpec(ro *v1alpha1.Rollout) error {
 			switch r.Type {
 			case intstr.Int:
 				if r.IntVal < 0 {
-					errs = append(errs, field.Invalid(p.Child("replicas"), r.IntVal, "a count of pods may not be negative"))
+					errs.Add(field.Invalid(p.Child("replicas"), r.IntVal, "a count of pods may not be negative"))
 				}
 			case intstr.String:
 				if _, err := v1alpha1.ParsePercent(r.StrVal); err != nil || !strings.HasSuffix(r.StrVal, "%") {
-					errs = append(errs, field.Invalid(p.Child("replicas"), r.StrVal, "not a count or a percentage from 0% to 100%"))
+					errs.Add(field.Invalid(p.Child("replicas"), r.StrVal, "not a count or a percentage from 0% to 100%"))
 				}
 			}
 		}
 		if step.Traffic != nil {
 			if _, err := v1alpha1.ParsePercent(*step.Traffic); err != nil {
-				errs = append(errs, field.Invalid(p.Child("traffic"), *step.Traffic, err.Error()))
+				errs.Add(field.Invalid(p.Child("traffic"), *step.Traffic, err.Error()))
 			}
 		}
 		if len(st.TrafficRoutings) == 0 {
 			need := fmt.Sprintf("moving traffic needs at least one entry in %s", path.Child("trafficRoutings"))
 			switch {
 			case step.Traffic != nil:
-				errs = append(errs, field.Invalid(p.Child("traffic"), *step.Traffic, need))
+				errs.Add(field.Invalid(p.Child("traffic"), *step.Traffic, need))
 			case len(step.Matches) > 0:
-				errs = append(errs, field.Invalid(p.Child("matches"), step.Matches, need))
+				errs.Add(field.Invalid(p.Child("matches"), step.Matches, need))
 			}
 		}
 		if step.Pause != nil && step.Pause.Duration != nil && step.Pause.Duration.Duration < 0 {
-			errs = append(errs, field.Invalid(p.Child("pause", "duration"), step.Pause.Duration.Duration.String(), "a pause may not be negative"))
+			errs.Add(field.Invalid(p.Child("pause", "duration"), step.Pause.Duration.Duration.String(), "a pause may not be negative"))
 		}
 	}
-	return joinFieldErrors(errs)
-}
-
-// joinFieldErrors is nil for no problem, the one *field.Error, or all of them joined so
-// that errors.As finds the first.
-func joinFieldErrors(errs field.ErrorList) error {
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	}
-	all := make([]error, len(errs))
-	for i, e := range errs {
-		all[i] = e
-	}
-	return errors.Join(all...)
+	return errs.Err()
 }

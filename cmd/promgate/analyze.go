@@ -17,7 +17,9 @@ import (
 
 	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
 	"github.com/promgate/promgate/metricsq"
+	"github.com/promgate/promgate/providers/shared"
 )
 
 const analyzeUsage = `usage: promgate analyze -f FILE [--template NAME] [--prometheus URL] [--arg NAME=VALUE]...
@@ -107,33 +109,20 @@ func analyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return invalid("%s: %s: %v", t.File, t, err)
 	}
-	exec, err := metricsq.NewExecutor(nil, metricsq.ExecutorOptions{})
+	exec, err := shared.NewExecutor(nil, shared.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "promgate analyze: creating the query executor: %v\n", err)
 		return exitError
 	}
-	engine, err := analysis.NewEngine(exec, *prometheus)
-	if err != nil {
-		fmt.Fprintf(stderr, "promgate analyze: creating the analysis engine: %v\n", err)
-		return exitError
-	}
+	engine := analysis.NewEngine(exec, *prometheus)
 	// Preparing reads no secrets and queries nothing, so a Ctrl-C cannot make it wait.
 	plan, err := engine.Prepare(context.WithoutCancel(ctx), spec, nil)
 	if err != nil {
-		p := problem{Msg: err.Error()}
-		if se, ok := errors.AsType[*analysis.SpecError](err); ok {
-			p = problem{Field: se.Field, Msg: se.Err.Error()}
+		problems := fielderr.From(err)
+		for _, p := range problems {
+			invalid("%s", t.line(p.Field))
 		}
-		invalid("%s", t.line(p))
-		// The engine formats the error rather than wrapping it, so the missing args are
-		// found by the message metricsq gives them.
-		var missing []string
-		for _, a := range unset {
-			if strings.Contains(p.Msg, (&metricsq.UndefinedArgError{Name: a}).Error()) {
-				missing = append(missing, "--arg "+a+"=VALUE")
-			}
-		}
-		if len(missing) > 0 {
+		if missing := missingArgs(problems, unset); len(missing) > 0 {
 			invalid("the template gives no value to an arg the query uses: add %s", strings.Join(missing, " "))
 		}
 		return exitInvalidInput
@@ -302,6 +291,21 @@ func runSpec(t template, args []string, prometheus string) (spec *v1alpha1.Analy
 		}
 	}
 	return spec, unset, nil
+}
+
+// missingArgs suggests an --arg for each of the template's unset args that a problem says
+// is missing, in the template's order.
+func missingArgs(problems fielderr.List, unset []string) []string {
+	var flags []string
+	for _, name := range unset {
+		if slices.ContainsFunc(problems, func(p *fielderr.Error) bool {
+			undefined, ok := errors.AsType[*metricsq.UndefinedArgError](p)
+			return ok && undefined.Name == name
+		}) {
+			flags = append(flags, "--arg "+name+"=VALUE")
+		}
+	}
+	return flags
 }
 
 func exitCode(p v1alpha1.AnalysisPhase) int {

@@ -457,3 +457,75 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestAnalyzeInvalidInput runs analyze in the process on templates that never reach a
+// query: every problem is printed, and the args a query lacks are found by their type.
+func TestAnalyzeInvalidInput(t *testing.T) {
+	twoArgs := strings.Replace(twoTemplates, `{service="{{args.service}}"}`, `{service="{{args.service}}", zone="{{args.zone}}"}`, 1)
+	twoArgs = strings.Replace(twoArgs, "  - name: service\n", "  - name: service\n  - name: zone\n", 1)
+	file := writeFile(t, twoArgs)
+	var out, stderr strings.Builder
+	code := analyze(context.Background(), []string{"-f", file, "--template", "success-rate", "--prometheus", "http://prometheus.invalid:9090"}, &out, &stderr)
+	assert.Equal(t, exitInvalidInput, code, stderr.String())
+	assert.Equal(t, "promgate analyze: "+file+`: AnalysisTemplate/success-rate: metrics[success-rate].provider.prometheus.query: argument "service" is not defined`+"\n"+
+		"promgate analyze: "+file+`: AnalysisTemplate/success-rate: metrics[success-rate].provider.prometheus.query: argument "zone" is not defined`+"\n"+
+		"promgate analyze: the template gives no value to an arg the query uses: add --arg service=VALUE --arg zone=VALUE\n", stderr.String())
+	assert.Empty(t, out.String(), "nothing was run")
+
+	bad := writeFile(t, strings.NewReplacer("result[0] >= 0.95", "result[0] >=", "interval: 1s", "interval: 1.5s").Replace(twoTemplates))
+	stderr.Reset()
+	code = analyze(context.Background(), []string{bad, "--template", "success-rate", "--arg", "service=x", "--prometheus", "http://prometheus.invalid:9090"}, &out, &stderr)
+	assert.Equal(t, exitInvalidInput, code)
+	assert.Contains(t, stderr.String(), bad+": AnalysisTemplate/success-rate: metrics[success-rate].interval: 1.5s is not a whole number of seconds\n")
+	assert.Contains(t, stderr.String(), bad+": AnalysisTemplate/success-rate: metrics[success-rate].successCondition: ", "every problem, not the first of the metric")
+	assert.NotContains(t, stderr.String(), "--arg", "no arg is missing")
+}
+
+// TestLintEveryProblemInOnePass: each problem of each document is one line naming its
+// field, whether the structure, the engine or a provider kind found it.
+func TestLintEveryProblemInOnePass(t *testing.T) {
+	file := writeFile(t, `apiVersion: promgate.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: many
+spec:
+  metrics:
+  - name: rate
+    interval: 1.5s
+    successCondition: result[0] >
+    provider:
+      prometheus:
+        query: rate(x[5m]
+        timeout: soon
+        auth: {bearerTokenSecret: {name: s}}
+  - name: page
+    provider:
+      web: {url: "ftp://x", jsonPath: "{$.a"}
+---
+apiVersion: promgate.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: no-address
+spec:
+  metrics:
+  - name: up
+    provider: {prometheus: {query: up}}
+`)
+	var out, stderr strings.Builder
+	code := lint([]string{file}, &out, &stderr)
+	assert.Equal(t, exitFailed, code, stderr.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(l, file+": ")
+	}
+	assert.Equal(t, []string{
+		"AnalysisTemplate/many: metrics[rate].provider.prometheus.auth.bearerTokenSecret.key: is required",
+		"AnalysisTemplate/many: metrics[rate].interval: 1.5s is not a whole number of seconds",
+		`AnalysisTemplate/many: metrics[rate].successCondition: condition "result[0] >": unexpected token EOF (1:11)`,
+		"AnalysisTemplate/many: metrics[rate].provider.prometheus.query: invalid PromQL: 1:11: parse error: unclosed left parenthesis",
+		`AnalysisTemplate/many: metrics[rate].provider.prometheus.timeout: invalid duration "soon": time: invalid duration "soon"`,
+		`AnalysisTemplate/many: metrics[page].provider.web.url: URL "ftp://x" is not an http(s) URL`,
+		`AnalysisTemplate/many: metrics[page].provider.web.jsonPath: jsonPath "{$.a": unclosed action`,
+		"AnalysisTemplate/no-address: ok (1 metrics)",
+	}, lines, "a template may leave the address to the controller's default")
+}

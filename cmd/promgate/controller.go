@@ -20,7 +20,7 @@ import (
 
 	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
-	"github.com/promgate/promgate/metricsq"
+	"github.com/promgate/promgate/providers/shared"
 	"github.com/promgate/promgate/rollout"
 	"github.com/promgate/promgate/rollout/alerts"
 )
@@ -43,7 +43,7 @@ func runController(args []string) int {
 		burst          = fs.Int("kube-api-burst", 600, "API request burst")
 		workers        = fs.Int("analysis-workers", 64, "AnalysisRuns measured in parallel")
 		rolloutWorkers = fs.Int("rollout-workers", 16, "Rollouts reconciled in parallel")
-		maxQueries     = fs.Int("max-concurrent-queries", metricsq.DefaultMaxConcurrentPerTarget, "queries in flight per Prometheus")
+		maxQueries     = fs.Int("max-concurrent-queries", shared.DefaultMaxConcurrentPerTarget, "queries in flight per Prometheus")
 		pprofAddr      = fs.String("pprof-bind-address", "", "address of /debug/pprof for profiling; empty disables it")
 		webhookAddr    = fs.String("alert-webhook-bind-address", "", "address of the Alertmanager webhook receiver (path /alertmanager); empty disables it")
 		webhookSecret  = fs.String("alert-webhook-token-secret", "", "NAMESPACE/NAME of the Secret whose key \"token\" Alertmanager must send as a bearer token; required with --alert-webhook-bind-address")

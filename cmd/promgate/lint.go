@@ -9,9 +9,11 @@ import (
 	"os"
 	"slices"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
-	"github.com/promgate/promgate/metricsq"
+	"github.com/promgate/promgate/providers/shared"
 )
 
 const lintUsage = `usage: promgate lint [-f] FILE...
@@ -53,17 +55,13 @@ func lint(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "promgate lint: no file given (-f FILE)")
 		return exitInvalidInput
 	}
-	exec, err := metricsq.NewExecutor(nil, metricsq.ExecutorOptions{})
+	exec, err := shared.NewExecutor(nil, shared.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "promgate lint: creating the query executor: %v\n", err)
 		return exitError
 	}
-	// No default address: ValidateTemplate puts a placeholder in metrics that name none.
-	engine, err := analysis.NewEngine(exec, "")
-	if err != nil {
-		fmt.Fprintf(stderr, "promgate lint: creating the analysis engine: %v\n", err)
-		return exitError
-	}
+	// No default address: validation puts a placeholder in metrics that name none.
+	engine := analysis.NewEngine(exec, "")
 	code := exitSuccessful
 	for _, f := range files {
 		templates, err := loadTemplates(f)
@@ -92,19 +90,15 @@ func lint(args []string, stdout, stderr io.Writer) int {
 // validate runs the engine's checks (PromQL, conditions, durations, limits, auth shape) on
 // spec; Secrets are not read, as the template controller does not read them either. A
 // field already reported by the structural checks is not reported twice.
-func validate(engine *analysis.Engine, spec *v1alpha1.AnalysisTemplateSpec, known []problem) []problem {
+func validate(engine *analysis.Engine, spec *v1alpha1.AnalysisTemplateSpec, known field.ErrorList) field.ErrorList {
 	if spec == nil {
 		return nil
 	}
-	var problems []problem
-	for _, err := range engine.ValidateTemplate(context.Background(), spec) {
-		if se, ok := errors.AsType[*analysis.SpecError](err); ok {
-			if !slices.ContainsFunc(known, func(k problem) bool { return k.Field == se.Field }) {
-				problems = append(problems, problem{Field: se.Field, Msg: se.Err.Error()})
-			}
-			continue
+	var problems field.ErrorList
+	for _, p := range engine.ValidateTemplate(context.Background(), spec).Fields() {
+		if !slices.ContainsFunc(known, func(k *field.Error) bool { return k.Field == p.Field }) {
+			problems = append(problems, p)
 		}
-		problems = append(problems, problem{Msg: err.Error()})
 	}
 	return problems
 }

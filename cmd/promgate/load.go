@@ -12,11 +12,15 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
+	"github.com/promgate/promgate/providers"
 )
 
 // template is one document of a template file.
@@ -30,16 +34,10 @@ type template struct {
 	// or kind, a value of the wrong type); Problems then say why.
 	Spec *v1alpha1.AnalysisTemplateSpec
 	// Problems are what reading the document found wrong: unknown fields, a wrong
-	// apiVersion or kind, and the structural rules the CRD enforces at admission.
-	Problems []problem
-}
-
-// problem is one thing wrong with a template, located by its field path relative to the
-// spec as analysis.SpecError paths are (metrics[NAME].field), or to the document for
-// apiVersion, kind and metadata.
-type problem struct {
-	Field string
-	Msg   string
+	// apiVersion or kind, and the structural rules the CRD enforces at admission. Paths
+	// are relative to the spec, as the engine has them (metrics[NAME].field), or to the
+	// document for apiVersion, kind and metadata; a problem with no place has none.
+	Problems field.ErrorList
 }
 
 func (t template) String() string {
@@ -55,16 +53,26 @@ func (t template) String() string {
 // line formats p as lint prints it: FILE: Kind/NAME: field: message, on one line so that
 // each problem is one line to grep; what follows a newline (expr's drawing of where a
 // condition broke) repeats the position the first line already gives.
-func (t template) line(p problem) string {
-	p.Msg, _, _ = strings.Cut(p.Msg, "\n")
-	if p.Field == "" {
-		return fmt.Sprintf("%s: %s: %s", t.File, t, p.Msg)
+func (t template) line(p *field.Error) string {
+	msg := p.Detail
+	if msg == "" {
+		msg = p.ErrorBody()
 	}
-	return fmt.Sprintf("%s: %s: %s: %s", t.File, t, p.Field, p.Msg)
+	msg, _, _ = strings.Cut(msg, "\n")
+	if p.Field == "" {
+		return fmt.Sprintf("%s: %s: %s", t.File, t, msg)
+	}
+	return fmt.Sprintf("%s: %s: %s: %s", t.File, t, p.Field, msg)
 }
 
-func (t *template) add(field, format string, a ...any) {
-	t.Problems = append(t.Problems, problem{Field: field, Msg: fmt.Sprintf(format, a...)})
+func (t *template) add(errs ...*field.Error) {
+	t.Problems = append(t.Problems, errs...)
+}
+
+// problemAt is a problem at a path that exists only as text, such as one the JSON decoder
+// reports, or at no path at all.
+func problemAt(path, detail string) *field.Error {
+	return &field.Error{Type: field.ErrorTypeInvalid, Field: path, BadValue: field.OmitValueType{}, Detail: detail}
 }
 
 // loadTemplates reads every document of a (multi-document) YAML file. The error is for a
@@ -130,13 +138,13 @@ func decodeTemplate(b []byte) (template, error) {
 	t := template{Kind: head.Kind, Name: head.Metadata.Name}
 	switch {
 	case strings.HasPrefix(head.APIVersion, "argoproj.io/"):
-		t.add("apiVersion", "%s is Argo Rollouts'; change it to %s (the fields are the same)", head.APIVersion, v1alpha1.GroupVersion)
+		t.add(field.Invalid(field.NewPath("apiVersion"), head.APIVersion, fmt.Sprintf("%s is Argo Rollouts'; change it to %s (the fields are the same)", head.APIVersion, v1alpha1.GroupVersion)))
 		return t, nil
 	case head.APIVersion != v1alpha1.GroupVersion.String():
-		t.add("apiVersion", "%q: want %s", head.APIVersion, v1alpha1.GroupVersion)
+		t.add(field.Invalid(field.NewPath("apiVersion"), head.APIVersion, fmt.Sprintf("%q: want %s", head.APIVersion, v1alpha1.GroupVersion)))
 		return t, nil
 	case head.Kind != "AnalysisTemplate" && head.Kind != "ClusterAnalysisTemplate":
-		t.add("kind", "%q: want AnalysisTemplate or ClusterAnalysisTemplate", head.Kind)
+		t.add(field.Invalid(field.NewPath("kind"), head.Kind, fmt.Sprintf("%q: want AnalysisTemplate or ClusterAnalysisTemplate", head.Kind)))
 		return t, nil
 	}
 	// Both kinds have the same shape. sigs.k8s.io/json rather than yaml.UnmarshalStrict:
@@ -145,21 +153,20 @@ func decodeTemplate(b []byte) (template, error) {
 	var obj v1alpha1.AnalysisTemplate
 	strict, err := sjson.UnmarshalStrict(j, &obj)
 	if err != nil {
-		t.add("", "%v", err)
+		t.add(problemAt("", err.Error()))
 		return t, nil
 	}
 	t.Spec = &obj.Spec
 	for _, e := range strict {
-		var fe sjson.FieldError
-		if errors.As(e, &fe) {
+		if fe, ok := errors.AsType[sjson.FieldError](e); ok {
 			// The message is "unknown field" or "duplicate field" followed by the path.
-			t.add(specPath(fe.FieldPath(), obj.Spec.Metrics), "%s", strings.TrimSuffix(e.Error(), " "+strconv.Quote(fe.FieldPath())))
+			t.add(problemAt(specPath(fe.FieldPath(), obj.Spec.Metrics), strings.TrimSuffix(e.Error(), " "+strconv.Quote(fe.FieldPath()))))
 			continue
 		}
-		t.add("", "%v", e)
+		t.add(problemAt("", e.Error()))
 	}
 	if t.Name == "" {
-		t.add("metadata.name", "a name is required")
+		t.add(field.Required(field.NewPath("metadata", "name"), "a name is required"))
 	}
 	checkSpec(&t)
 	return t, nil
@@ -172,17 +179,10 @@ var metricIndex = regexp.MustCompile(`^spec\.metrics\[(\d+)\]`)
 func specPath(path string, metrics []v1alpha1.Metric) string {
 	if m := metricIndex.FindStringSubmatch(path); m != nil {
 		if i, err := strconv.Atoi(m[1]); err == nil && i < len(metrics) {
-			path = metricField(i, metrics[i]) + path[len(m[0]):]
+			path = analysis.MetricPath(i, metrics[i]).String() + path[len(m[0]):]
 		}
 	}
 	return strings.TrimPrefix(path, "spec.")
-}
-
-func metricField(i int, m v1alpha1.Metric) string {
-	if m.Name == "" {
-		return fmt.Sprintf("metrics[%d]", i)
-	}
-	return fmt.Sprintf("metrics[%s]", m.Name)
 }
 
 var argName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
@@ -193,16 +193,16 @@ var argName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 func checkSpec(t *template) {
 	s := t.Spec
 	if len(s.Metrics) == 0 {
-		t.add("metrics", "at least one metric is required")
+		t.add(field.Required(field.NewPath("metrics"), "at least one metric is required"))
 	}
 	names := map[string]bool{}
 	for i, m := range s.Metrics {
-		f := metricField(i, m)
+		f := analysis.MetricPath(i, m)
 		switch {
 		case m.Name == "":
-			t.add(f+".name", "a name is required")
+			t.add(field.Required(f.Child("name"), "a name is required"))
 		case names[m.Name]:
-			t.add(f+".name", "duplicate metric name %q", m.Name)
+			t.add(fielderr.WithDetail(field.Duplicate(f.Child("name"), m.Name), fmt.Sprintf("duplicate metric name %q", m.Name)))
 		}
 		names[m.Name] = true
 		for _, lim := range []struct {
@@ -217,101 +217,46 @@ func checkSpec(t *template) {
 			{"consecutiveSuccessLimit", m.ConsecutiveSuccessLimit, 1},
 		} {
 			if lim.v != nil && *lim.v < lim.min {
-				t.add(f+"."+lim.field, "%d is below the minimum %d", *lim.v, lim.min)
+				t.add(field.Invalid(f.Child(lim.field), *lim.v, fmt.Sprintf("%d is below the minimum %d", *lim.v, lim.min)))
 			}
 		}
-		if p := m.Provider.Prometheus; p != nil {
-			checkAuth(t, f+".provider.prometheus.auth", p.Auth)
-		}
-		if w := m.Provider.Web; w != nil {
-			checkAuth(t, f+".provider.web.auth", w.Auth)
-		}
+		t.add(analysis.CheckProvider(f.Child("provider"), &m.Provider)...)
 	}
 	declared := map[string]bool{}
 	for _, a := range s.Args {
-		f := fmt.Sprintf("args[%s]", a.Name)
+		f := field.NewPath("args").Key(a.Name)
 		switch {
 		case !argName.MatchString(a.Name):
-			t.add(f+".name", "%q is not a valid arg name (%s)", a.Name, argName)
+			t.add(field.Invalid(f.Child("name"), a.Name, fmt.Sprintf("%q is not a valid arg name (%s)", a.Name, argName)))
 		case declared[a.Name]:
-			t.add(f+".name", "duplicate arg %q", a.Name)
+			t.add(fielderr.WithDetail(field.Duplicate(f.Child("name"), a.Name), fmt.Sprintf("duplicate arg %q", a.Name)))
 		}
 		declared[a.Name] = true
 		switch {
 		case a.Value != nil && a.ValueFrom != nil:
-			t.add(f, "value and valueFrom are mutually exclusive")
+			t.add(field.Invalid(f, field.OmitValueType{}, "value and valueFrom are mutually exclusive"))
 		case a.ValueFrom != nil && a.ValueFrom.SecretKeyRef == nil:
-			t.add(f+".valueFrom.secretKeyRef", "is required")
+			t.add(field.Required(f.Child("valueFrom", "secretKeyRef"), "is required"))
 		case a.ValueFrom != nil:
-			checkSecretRef(t, f+".valueFrom.secretKeyRef", a.ValueFrom.SecretKeyRef)
+			t.add(providers.CheckSecretRef(f.Child("valueFrom", "secretKeyRef"), a.ValueFrom.SecretKeyRef)...)
 		}
 	}
 	// A misspelt name here is silent at run time: a metric meant to be dry-run would
 	// decide the verdict.
-	knownMetric := func(field, name string) {
+	knownMetric := func(path *field.Path, name string) {
 		if name != "*" && !names[name] {
-			t.add(field, "no metric named %q (use a metric's name or \"*\")", name)
+			t.add(fielderr.WithDetail(field.NotFound(path, name), fmt.Sprintf("no metric named %q (use a metric's name or \"*\")", name)))
 		}
 	}
 	for i, d := range s.DryRun {
-		knownMetric(fmt.Sprintf("dryRun[%d].metricName", i), d.MetricName)
+		knownMetric(field.NewPath("dryRun").Index(i).Child("metricName"), d.MetricName)
 	}
 	for i, r := range s.MeasurementRetention {
-		knownMetric(fmt.Sprintf("measurementRetention[%d].metricName", i), r.MetricName)
+		p := field.NewPath("measurementRetention").Index(i)
+		knownMetric(p.Child("metricName"), r.MetricName)
 		if r.Limit < 1 || r.Limit > 1000 {
-			t.add(fmt.Sprintf("measurementRetention[%d].limit", i), "%d is not between 1 and 1000", r.Limit)
+			t.add(field.Invalid(p.Child("limit"), r.Limit, fmt.Sprintf("%d is not between 1 and 1000", r.Limit)))
 		}
-	}
-}
-
-// checkAuth checks what admission would: required fields and one kind of credentials.
-func checkAuth(t *template, field string, a *v1alpha1.HTTPAuth) {
-	if a == nil {
-		return
-	}
-	n := 0
-	if a.BearerTokenSecret != nil {
-		n++
-		checkSecretRef(t, field+".bearerTokenSecret", a.BearerTokenSecret)
-	}
-	if b := a.BasicAuth; b != nil {
-		n++
-		if b.Username == "" {
-			t.add(field+".basicAuth.username", "is required")
-		}
-		checkSecretRef(t, field+".basicAuth.passwordSecret", &b.PasswordSecret)
-	}
-	if o := a.OAuth2; o != nil {
-		n++
-		if o.ClientID == "" {
-			t.add(field+".oauth2.clientId", "is required")
-		}
-		if o.TokenURL == "" {
-			t.add(field+".oauth2.tokenUrl", "is required")
-		}
-		checkSecretRef(t, field+".oauth2.clientSecret", &o.ClientSecret)
-	}
-	if n > 1 {
-		t.add(field, "at most one of bearerTokenSecret, basicAuth and oauth2")
-	}
-	if tls := a.TLS; tls != nil {
-		for _, s := range []struct {
-			field string
-			ref   *v1alpha1.SecretKeySelector
-		}{{"caSecret", tls.CASecret}, {"certSecret", tls.CertSecret}, {"keySecret", tls.KeySecret}} {
-			if s.ref != nil {
-				checkSecretRef(t, field+".tls."+s.field, s.ref)
-			}
-		}
-	}
-}
-
-func checkSecretRef(t *template, field string, ref *v1alpha1.SecretKeySelector) {
-	if ref.Name == "" {
-		t.add(field+".name", "is required")
-	}
-	if ref.Key == "" {
-		t.add(field+".key", "is required")
 	}
 }
 

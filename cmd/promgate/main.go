@@ -1,6 +1,8 @@
 // Command promgate is the promgate controller and its command-line tools:
 //
-//	promgate controller              run the manager (AnalysisRun and template controllers)
+//	promgate controller              run the manager: the AnalysisRun, AnalysisTemplate,
+//	                                 ClusterAnalysisTemplate and Rollout controllers, and
+//	                                 the Alertmanager webhook receiver when enabled
 //	promgate analyze -f FILE ...     run a template against a Prometheus, no cluster needed
 //	promgate lint -f FILE...         validate templates
 package main
@@ -45,7 +47,9 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage: promgate <command> [flags]
 
 commands:
-  controller   run the controller manager (leader election, /metrics, /healthz, /readyz)
+  controller   run the controller manager: the AnalysisRun, AnalysisTemplate,
+               ClusterAnalysisTemplate and Rollout controllers, the Alertmanager webhook
+               receiver if enabled, leader election, /metrics, /healthz and /readyz
   analyze      run an AnalysisTemplate against a Prometheus with no cluster; the exit code
                is the verdict: 0 Successful, 1 Failed, 2 Inconclusive, 3 Error, 4 invalid input
   lint         validate AnalysisTemplate files (multi-document YAML); non-zero on problems

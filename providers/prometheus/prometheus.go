@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -15,12 +14,12 @@ import (
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 
-	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
 )
 
-// ProviderName labels this provider's queries in the executor's metrics.
-const ProviderName = "prometheus"
+// Name is this kind's field in v1alpha1.MetricProvider and its label in the executor's
+// metrics.
+const Name = "prometheus"
 
 // Config is one metric's Prometheus query, with secrets already resolved.
 type Config struct {
@@ -53,53 +52,44 @@ type Options struct {
 	MaxClients int
 }
 
-// Factory builds Providers that share cached HTTP clients and one query executor.
+// Factory builds Sources that share cached HTTP clients.
 type Factory struct {
-	exec           *metricsq.Executor
 	clients        *providers.ClientCache
 	defaultAddress string
+	// queries remembers rendered PromQL that parsed: every reconcile prepares its run
+	// again, and parsing is the costliest part of that.
+	queries validatedQueries
 }
 
-// NewFactory returns a Factory sending every query through exec, the process's shared
-// executor.
-func NewFactory(exec *metricsq.Executor, opts Options) (*Factory, error) {
-	if exec == nil {
-		return nil, errors.New("prometheus provider: a query executor is required")
-	}
+// NewFactory returns a Factory.
+func NewFactory(opts Options) *Factory {
 	return &Factory{
-		exec:           exec,
 		clients:        providers.NewClientCache("promgate-prometheus", opts.MaxClients),
 		defaultAddress: opts.DefaultAddress,
-	}, nil
+	}
 }
 
-// Provider measures one metric's query.
-type Provider struct {
-	exec    *metricsq.Executor
+// Source asks one metric's query of one Prometheus.
+type Source struct {
 	api     v1.API
-	client  *http.Client
-	address string // redacted, for messages
-	target  string
+	desc    providers.Description
 	query   string
 	rng     *Range
 	timeout time.Duration
 }
 
-var _ providers.Provider = (*Provider)(nil)
+var _ providers.Source = (*Source)(nil)
 
-// New returns a Provider for cfg. It is cheap: the HTTP client comes from the cache, so
+// New returns a Source for cfg. It is cheap: the HTTP client comes from the cache, so
 // calling New at every reconcile does not open new connections.
-func (f *Factory) New(cfg Config) (*Provider, error) {
+func (f *Factory) New(cfg Config) (*Source, error) {
 	addr := cfg.Address
 	if addr == "" {
 		addr = f.defaultAddress
 	}
-	if addr == "" {
-		return nil, errors.New("prometheus provider: no address configured and no default address")
-	}
-	u, err := url.Parse(addr)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("prometheus provider: address %q is not an http(s) URL", addr)
+	u, err := parseAddress(addr)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus provider: %w", err)
 	}
 	if cfg.Query == "" {
 		return nil, errors.New("prometheus provider: query is empty")
@@ -119,45 +109,45 @@ func (f *Factory) New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus provider for %s: %w", u.Redacted(), err)
 	}
-	return &Provider{
-		exec:    f.exec,
-		api:     v1.NewAPI(c),
-		client:  client,
-		address: u.Redacted(),
-		// Tenants and credentials are part of the target: they see different data and
-		// may have different limits.
-		target:  addr + "#" + key,
+	question := "instant: " + cfg.Query
+	if r := cfg.Range; r != nil {
+		question = fmt.Sprintf("range %s step %s: %s", r.Window, r.Step, cfg.Query)
+	}
+	return &Source{
+		api: v1.NewAPI(c),
+		desc: providers.Description{
+			Kind: Name,
+			// Tenants and credentials are part of the target: they see different data
+			// and may have different limits.
+			Target: addr + "#" + key,
+			Query:  question,
+			Shown:  u.Redacted(),
+		},
 		query:   cfg.Query,
 		rng:     cfg.Range,
 		timeout: timeout,
 	}, nil
 }
 
-// Measure runs the query at q.Tick through the shared executor and shapes the result.
-func (p *Provider) Measure(ctx context.Context, q providers.Query) (providers.Measurement, error) {
-	req := metricsq.Request{Provider: ProviderName, Target: p.target, Query: p.query, Tick: q.Tick}
-	if p.rng != nil {
-		end := q.Tick
-		if end.IsZero() {
-			end = time.Now()
-		}
-		req.Range = &metricsq.Range{Start: end.Add(-p.rng.Window), End: end, Step: p.rng.Step}
+// parseAddress accepts an http(s) URL with a host.
+func parseAddress(addr string) (*url.URL, error) {
+	if addr == "" {
+		return nil, errors.New("no address configured and no default address")
 	}
-	resp, err := p.exec.Execute(ctx, req, p.do)
-	if err != nil {
-		return providers.Measurement{}, fmt.Errorf("querying %s: %w", p.address, err)
+	u, err := url.Parse(addr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("address %q is not an http(s) URL", addr)
 	}
-	res, err := metricsq.Shape(resp.Value)
-	if err != nil {
-		return providers.Measurement{}, fmt.Errorf("querying %s: %w", p.address, err)
-	}
-	return providers.Measurement{Result: res, Value: res.String(), Warnings: resp.Warnings, Infos: resp.Infos}, nil
+	return u, nil
 }
 
-// do is the real HTTP call. The timeout goes to Prometheus too, so it stops evaluating
-// a query nobody will read.
-func (p *Provider) do(ctx context.Context, req metricsq.Request) (metricsq.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+// Describe says what the source asks.
+func (s *Source) Describe() providers.Description { return s.desc }
+
+// Fetch runs the query at tick. The timeout goes to Prometheus too, so it stops
+// evaluating a query nobody will read.
+func (s *Source) Fetch(ctx context.Context, tick time.Time) (providers.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var (
 		v        model.Value
@@ -165,17 +155,21 @@ func (p *Provider) do(ctx context.Context, req metricsq.Request) (metricsq.Respo
 		infos    v1.Infos
 		err      error
 	)
-	if req.Range != nil {
-		r := v1.Range{Start: req.Range.Start, End: req.Range.End, Step: req.Range.Step}
-		v, warnings, infos, err = p.api.QueryRange(ctx, req.Query, r, v1.WithTimeout(p.timeout))
+	if s.rng != nil {
+		end := tick
+		if end.IsZero() {
+			end = time.Now()
+		}
+		r := v1.Range{Start: end.Add(-s.rng.Window), End: end, Step: s.rng.Step}
+		v, warnings, infos, err = s.api.QueryRange(ctx, s.query, r, v1.WithTimeout(s.timeout))
 	} else {
-		v, warnings, infos, err = p.api.Query(ctx, req.Query, req.Tick, v1.WithTimeout(p.timeout))
+		v, warnings, infos, err = s.api.Query(ctx, s.query, tick, v1.WithTimeout(s.timeout))
 	}
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return metricsq.Response{}, fmt.Errorf("timed out after %s: %w", p.timeout, err)
+			return providers.Response{}, fmt.Errorf("timed out after %s: %w", s.timeout, err)
 		}
-		return metricsq.Response{}, err
+		return providers.Response{}, err
 	}
-	return metricsq.Response{Value: v, Warnings: warnings, Infos: infos}, nil
+	return providers.Response{Value: v, Warnings: warnings, Infos: infos}, nil
 }

@@ -26,8 +26,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
+	"github.com/promgate/promgate/providers/shared"
 )
 
 var tick = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -103,18 +103,22 @@ func vectorBody(values ...string) string {
 
 func newFactory(t *testing.T, opts Options) *Factory {
 	t.Helper()
-	exec, err := metricsq.NewExecutor(nil, metricsq.ExecutorOptions{})
-	require.NoError(t, err)
-	f, err := NewFactory(exec, opts)
-	require.NoError(t, err)
-	return f
+	return NewFactory(opts)
 }
 
+func newExecutor(t *testing.T) *shared.Executor {
+	t.Helper()
+	exec, err := shared.NewExecutor(nil, shared.Options{})
+	require.NoError(t, err)
+	return exec
+}
+
+// measure takes one measurement of cfg at tick, as the engine does: through an executor.
 func measure(t *testing.T, f *Factory, cfg Config) (providers.Measurement, error) {
 	t.Helper()
-	p, err := f.New(cfg)
+	src, err := f.New(cfg)
 	require.NoError(t, err)
-	return p.Measure(context.Background(), providers.Query{Tick: tick})
+	return newExecutor(t).Provider(src).Measure(context.Background(), providers.Query{Tick: tick})
 }
 
 func TestInstantQuery(t *testing.T) {
@@ -127,7 +131,7 @@ func TestInstantQuery(t *testing.T) {
 	assert.Equal(t, []float64{0.93, 0.95}, m.Result.Values)
 	assert.Equal(t, map[string]string{"pod": "p1"}, m.Result.Series[1].Labels)
 	assert.False(t, m.Result.NoData)
-	assert.Equal(t, "[0.93, 0.95]", m.Value)
+	assert.Equal(t, "[0.93, 0.95]", m.Result.String())
 
 	r := fp.last(t)
 	assert.Equal(t, "/api/v1/query", r.path)
@@ -182,7 +186,7 @@ func TestWarningsAndInfosKept(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"PromQL warning: x"}, m.Warnings)
 	assert.Equal(t, []string{"PromQL info: y"}, m.Infos)
-	assert.Equal(t, "0.5", m.Value)
+	assert.Equal(t, "0.5", m.Result.String())
 }
 
 func TestHeadersAndAuth(t *testing.T) {
@@ -235,10 +239,11 @@ func TestOAuth2(t *testing.T) {
 	cfg := Config{Address: srv.URL, Query: `up`, HTTP: config.DefaultHTTPClientConfig}
 	cfg.HTTP.OAuth2 = &config.OAuth2{ClientID: "promgate", ClientSecret: "client-secret", TokenURL: tokens.URL, Scopes: []string{"read"}}
 	f := newFactory(t, Options{})
+	exec := newExecutor(t)
 	for i := range 3 {
-		p, err := f.New(cfg)
+		src, err := f.New(cfg)
 		require.NoError(t, err)
-		_, err = p.Measure(context.Background(), providers.Query{Tick: tick.Add(time.Duration(i) * time.Minute)})
+		_, err = exec.Provider(src).Measure(context.Background(), providers.Query{Tick: tick.Add(time.Duration(i) * time.Minute)})
 		require.NoError(t, err)
 		assert.Equal(t, "Bearer issued-token", fp.last(t).header.Get("Authorization"))
 	}
@@ -324,30 +329,37 @@ func TestClientReuse(t *testing.T) {
 	require.NoError(t, err)
 	p2, err := f.New(cfg)
 	require.NoError(t, err)
-	assert.Same(t, p1.client, p2.client, "same configuration, same client")
-	assert.Equal(t, p1.target, p2.target)
-	assert.Equal(t, "http://prometheus.monitoring:9090", p1.address, "default address")
+	assert.Equal(t, 1, f.clients.Len(), "same configuration, same client")
+	assert.Equal(t, p1.desc, p2.desc)
+	assert.Equal(t, "http://prometheus.monitoring:9090", p1.desc.Shown, "default address")
 
 	cfg2 := cfg
 	cfg2.Query = `down`
 	cfg2.Address = "http://other:9090"
 	p3, err := f.New(cfg2)
 	require.NoError(t, err)
-	assert.Same(t, p1.client, p3.client, "the query and address do not need a new client")
-	assert.NotEqual(t, p1.target, p3.target, "but another address is another target")
+	assert.Equal(t, 1, f.clients.Len(), "the query and address do not need a new client")
+	assert.NotEqual(t, p1.desc.Target, p3.desc.Target, "but another address is another target")
 
 	rotated := cfg
 	rotated.HTTP.Authorization = &config.Authorization{Credentials: "two"}
 	p4, err := f.New(rotated)
 	require.NoError(t, err)
-	assert.NotSame(t, p1.client, p4.client, "a rotated secret gets a new client")
-	assert.NotEqual(t, p1.target, p4.target)
+	assert.Equal(t, 2, f.clients.Len(), "a rotated secret gets a new client")
+	assert.NotEqual(t, p1.desc.Target, p4.desc.Target)
 
 	tenant := cfg
 	tenant.Headers = map[string]string{"X-Scope-OrgID": "b"}
 	p5, err := f.New(tenant)
 	require.NoError(t, err)
-	assert.NotEqual(t, p1.target, p5.target, "another tenant is another target")
+	assert.NotEqual(t, p1.desc.Target, p5.desc.Target, "another tenant is another target")
+
+	ranged := cfg
+	ranged.Range = &Range{Window: time.Minute, Step: time.Second}
+	p6, err := f.New(ranged)
+	require.NoError(t, err)
+	assert.Equal(t, p1.desc.Target, p6.desc.Target)
+	assert.NotEqual(t, p1.desc.Query, p6.desc.Query, "a range query is another question than the instant one")
 }
 
 func TestSharedExecutorDeduplicates(t *testing.T) {
@@ -355,17 +367,18 @@ func TestSharedExecutorDeduplicates(t *testing.T) {
 	srv := httptest.NewServer(fp)
 	defer srv.Close()
 	f := newFactory(t, Options{})
+	exec := newExecutor(t)
 
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			p, err := f.New(Config{Address: srv.URL, Query: `up`})
+			src, err := f.New(Config{Address: srv.URL, Query: `up`})
 			if !assert.NoError(t, err) {
 				return
 			}
-			m, err := p.Measure(context.Background(), providers.Query{Tick: tick})
+			m, err := exec.Provider(src).Measure(context.Background(), providers.Query{Tick: tick})
 			assert.NoError(t, err)
-			assert.Equal(t, "[1]", m.Value)
+			assert.Equal(t, "[1]", m.Result.String())
 		})
 	}
 	wg.Wait()
@@ -392,8 +405,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			require.ErrorContains(t, err, tt.wantErr)
 		})
 	}
-	_, err := NewFactory(nil, Options{})
-	require.Error(t, err)
 }
 
 type testCA struct {

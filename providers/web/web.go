@@ -20,12 +20,12 @@ import (
 	"github.com/prometheus/common/model"
 	"k8s.io/client-go/util/jsonpath"
 
-	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
 )
 
-// ProviderName labels this provider's queries in the executor's metrics.
-const ProviderName = "web"
+// Name is this kind's field in v1alpha1.MetricProvider and its label in the executor's
+// metrics.
+const Name = "web"
 
 // DefaultMaxResponseBytes bounds a response body when Options leaves it unset: a metric
 // is a number, and a runaway endpoint must not exhaust the controller's memory.
@@ -60,32 +60,26 @@ type Options struct {
 	MaxResponseBytes int64
 }
 
-// Factory builds Providers that share cached HTTP clients and one query executor.
+// Factory builds Sources that share cached HTTP clients.
 type Factory struct {
-	exec     *metricsq.Executor
 	clients  *providers.ClientCache
 	maxBytes int64
 }
 
-// NewFactory returns a Factory sending every request through exec, the process's shared
-// executor, so runs measuring the same endpoint at the same tick share one request.
-func NewFactory(exec *metricsq.Executor, opts Options) (*Factory, error) {
-	if exec == nil {
-		return nil, errors.New("web provider: a query executor is required")
-	}
+// NewFactory returns a Factory.
+func NewFactory(opts Options) *Factory {
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 	return &Factory{
-		exec:     exec,
 		clients:  providers.NewClientCache("promgate-web", opts.MaxClients),
 		maxBytes: opts.MaxResponseBytes,
-	}, nil
+	}
 }
 
-// Provider measures one metric's web request.
-type Provider struct {
-	exec     *metricsq.Executor
+// Source sends one metric's web request.
+type Source struct {
+	desc     providers.Description
 	client   *http.Client
 	method   string
 	url      string
@@ -95,29 +89,23 @@ type Provider struct {
 	timeout  time.Duration
 	maxBytes int64
 	shownURL string // URL without credentials or query string, for messages
-	display  string // method and shownURL
-	target   string
-	identity string
 }
 
-var _ providers.Provider = (*Provider)(nil)
+var _ providers.Source = (*Source)(nil)
 
-// New returns a Provider for cfg; the HTTP client comes from the cache.
-func (f *Factory) New(cfg Config) (*Provider, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("web provider: URL %q is not an http(s) URL", cfg.URL)
+// New returns a Source for cfg; the HTTP client comes from the cache.
+func (f *Factory) New(cfg Config) (*Source, error) {
+	u, err := parseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("web provider: %w", err)
 	}
-	method := strings.ToUpper(cfg.Method)
-	if method == "" {
-		method = http.MethodGet
+	method, err := parseMethod(cfg.Method)
+	if err != nil {
+		return nil, fmt.Errorf("web provider: %w", err)
 	}
-	if method != http.MethodGet && method != http.MethodPost {
-		return nil, fmt.Errorf("web provider: method %q is not GET or POST", cfg.Method)
-	}
-	path := normalizePath(cfg.JSONPath)
-	if err := jsonpath.New("web").Parse(path); err != nil {
-		return nil, fmt.Errorf("web provider: jsonPath %q: %w", cfg.JSONPath, err)
+	path, err := parsePath(cfg.JSONPath)
+	if err != nil {
+		return nil, fmt.Errorf("web provider: %w", err)
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
@@ -129,8 +117,15 @@ func (f *Factory) New(cfg Config) (*Provider, error) {
 	}
 	shown := *u
 	shown.RawQuery, shown.Fragment = "", ""
-	return &Provider{
-		exec:     f.exec,
+	return &Source{
+		desc: providers.Description{
+			Kind: Name,
+			// Concurrency is bounded per host and identity, like a Prometheus target; the
+			// request itself is identified by everything that shapes its answer.
+			Target: u.Scheme + "://" + u.Host + "#" + key,
+			Query:  providers.ConfigKey(method, cfg.URL, cfg.Body, cfg.Headers, path),
+			Shown:  method + " " + shown.Redacted(),
+		},
 		client:   client,
 		method:   method,
 		url:      cfg.URL,
@@ -140,12 +135,34 @@ func (f *Factory) New(cfg Config) (*Provider, error) {
 		timeout:  timeout,
 		maxBytes: f.maxBytes,
 		shownURL: shown.Redacted(),
-		display:  method + " " + shown.Redacted(),
-		// Concurrency is bounded per host and identity, like a Prometheus target; the
-		// request itself is identified by everything that shapes its answer.
-		target:   u.Scheme + "://" + u.Host + "#" + key,
-		identity: providers.ConfigKey(method, cfg.URL, cfg.Body, cfg.Headers, path),
 	}, nil
+}
+
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("URL %q is not an http(s) URL", raw)
+	}
+	return u, nil
+}
+
+func parseMethod(m string) (string, error) {
+	switch method := strings.ToUpper(m); method {
+	case "":
+		return http.MethodGet, nil
+	case http.MethodGet, http.MethodPost:
+		return method, nil
+	}
+	return "", fmt.Errorf("method %q is not GET or POST", m)
+}
+
+// parsePath checks a JSONPath and returns it normalised.
+func parsePath(p string) (string, error) {
+	path := normalizePath(p)
+	if err := jsonpath.New("web").Parse(path); err != nil {
+		return "", fmt.Errorf("jsonPath %q: %w", p, err)
+	}
+	return path, nil
 }
 
 // normalizePath wraps a bare path in braces: without them client-go's JSONPath treats the
@@ -162,70 +179,59 @@ func normalizePath(p string) string {
 	}
 }
 
-// Measure sends the request at q.Tick through the shared executor and shapes the picked
-// value.
-func (p *Provider) Measure(ctx context.Context, q providers.Query) (providers.Measurement, error) {
-	req := metricsq.Request{Provider: ProviderName, Target: p.target, Query: p.identity, Tick: q.Tick}
-	resp, err := p.exec.Execute(ctx, req, p.do)
-	if err != nil {
-		return providers.Measurement{}, fmt.Errorf("querying %s: %w", p.display, err)
-	}
-	res, err := metricsq.Shape(resp.Value)
-	if err != nil {
-		return providers.Measurement{}, fmt.Errorf("querying %s: %w", p.display, err)
-	}
-	return providers.Measurement{Result: res, Value: res.String()}, nil
-}
+// Describe says what the source asks.
+func (s *Source) Describe() providers.Description { return s.desc }
 
-func (p *Provider) do(ctx context.Context, req metricsq.Request) (metricsq.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+// Fetch sends the request and picks the value; tick stamps the samples.
+func (s *Source) Fetch(ctx context.Context, tick time.Time) (providers.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var body io.Reader
-	if p.body != "" {
-		body = strings.NewReader(p.body)
+	if s.body != "" {
+		body = strings.NewReader(s.body)
 	}
-	hr, err := http.NewRequestWithContext(ctx, p.method, p.url, body)
+	hr, err := http.NewRequestWithContext(ctx, s.method, s.url, body)
 	if err != nil {
-		return metricsq.Response{}, fmt.Errorf("building request: %w", err)
+		return providers.Response{}, fmt.Errorf("building request: %w", err)
 	}
 	hr.Header.Set("Accept", "application/json")
-	if p.body != "" {
+	if s.body != "" {
 		hr.Header.Set("Content-Type", "application/json")
 	}
-	for k, v := range p.headers {
+	for k, v := range s.headers {
 		hr.Header.Set(k, v)
 	}
-	resp, err := p.client.Do(hr)
+	resp, err := s.client.Do(hr)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			ue.URL = p.shownURL // the query string may carry an API key
+			ue.URL = s.shownURL // the query string may carry an API key
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return metricsq.Response{}, fmt.Errorf("timed out after %s: %w", p.timeout, err)
+			return providers.Response{}, fmt.Errorf("timed out after %s: %w", s.timeout, err)
 		}
-		return metricsq.Response{}, err
+		return providers.Response{}, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, p.maxBytes+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, s.maxBytes+1))
 	if err != nil {
-		return metricsq.Response{}, fmt.Errorf("reading response: %w", err)
+		return providers.Response{}, fmt.Errorf("reading response: %w", err)
 	}
-	if int64(len(data)) > p.maxBytes {
-		return metricsq.Response{}, fmt.Errorf("response larger than %d bytes", p.maxBytes)
+	if int64(len(data)) > s.maxBytes {
+		return providers.Response{}, fmt.Errorf("response larger than %d bytes", s.maxBytes)
 	}
 	if resp.StatusCode/100 != 2 {
-		return metricsq.Response{}, fmt.Errorf("status %d: %s", resp.StatusCode, excerpt(data))
+		return providers.Response{}, fmt.Errorf("status %d: %s", resp.StatusCode, excerpt(data))
 	}
 	var doc any
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return metricsq.Response{}, fmt.Errorf("decoding JSON: %w", err)
+		return providers.Response{}, fmt.Errorf("decoding JSON: %w", err)
 	}
-	v, err := pick(p.path, doc, req.Tick)
+	v, err := pick(s.path, doc, tick)
 	if err != nil {
-		return metricsq.Response{}, err
+		return providers.Response{}, err
 	}
-	return metricsq.Response{Value: v}, nil
+	return providers.Response{Value: v}, nil
 }
 
 // pick applies the JSONPath and turns what it finds into a Prometheus value, so web

@@ -18,19 +18,26 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
+	"github.com/promgate/promgate/providers/shared"
 )
 
 var tick = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 func newFactory(t *testing.T, opts Options) *Factory {
 	t.Helper()
-	exec, err := metricsq.NewExecutor(nil, metricsq.ExecutorOptions{})
-	require.NoError(t, err)
-	f, err := NewFactory(exec, opts)
-	require.NoError(t, err)
-	return f
+	return NewFactory(opts)
+}
+
+// measure takes one measurement of src at tick, as the engine does: through an executor.
+func measure(t *testing.T, exec *shared.Executor, src *Source) (providers.Measurement, error) {
+	t.Helper()
+	if exec == nil {
+		var err error
+		exec, err = shared.NewExecutor(nil, shared.Options{})
+		require.NoError(t, err)
+	}
+	return exec.Provider(src).Measure(context.Background(), providers.Query{Tick: tick})
 }
 
 func serveJSON(body string) *httptest.Server {
@@ -74,7 +81,7 @@ func TestPick(t *testing.T) {
 			defer srv.Close()
 			p, err := newFactory(t, Options{}).New(Config{URL: srv.URL, JSONPath: tt.path})
 			require.NoError(t, err)
-			m, err := p.Measure(context.Background(), providers.Query{Tick: tick})
+			m, err := measure(t, nil, p)
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				assert.ErrorContains(t, err, "querying GET "+srv.URL)
@@ -100,9 +107,9 @@ func TestWholeDocument(t *testing.T) {
 		srv := serveJSON(body)
 		p, err := newFactory(t, Options{}).New(Config{URL: srv.URL})
 		require.NoError(t, err)
-		m, err := p.Measure(context.Background(), providers.Query{Tick: tick})
+		m, err := measure(t, nil, p)
 		require.NoError(t, err, body)
-		assert.Equal(t, want, m.Value, body)
+		assert.Equal(t, want, m.Result.String(), body)
 		srv.Close()
 	}
 }
@@ -127,9 +134,9 @@ func TestGetAndPost(t *testing.T) {
 	bearer.Authorization = &config.Authorization{Credentials: "tok"}
 	p, err := f.New(Config{URL: srv.URL + "/q?svc=a", JSONPath: "{$.rate}", HTTP: bearer, Headers: map[string]string{"X-Custom": "1"}})
 	require.NoError(t, err)
-	m, err := p.Measure(context.Background(), providers.Query{Tick: tick})
+	m, err := measure(t, nil, p)
 	require.NoError(t, err)
-	assert.Equal(t, "0.97", m.Value)
+	assert.Equal(t, "0.97", m.Result.String())
 	assert.Equal(t, seen{method: "GET", auth: "Bearer tok", custom: "1", query: "svc=a"}, got)
 
 	p, err = f.New(Config{
@@ -137,7 +144,7 @@ func TestGetAndPost(t *testing.T) {
 		Headers: map[string]string{"Authorization": "Bearer from-header"},
 	})
 	require.NoError(t, err)
-	_, err = p.Measure(context.Background(), providers.Query{Tick: tick})
+	_, err = measure(t, nil, p)
 	require.NoError(t, err)
 	assert.Equal(t, seen{method: "POST", body: `{"query":"x"}`, contentType: "application/json", auth: "Bearer from-header"}, got)
 }
@@ -186,7 +193,7 @@ func TestErrors(t *testing.T) {
 			defer srv.Close()
 			p, err := newFactory(t, tt.opts).New(Config{URL: srv.URL + "/path?secret=1", Timeout: tt.timeout})
 			require.NoError(t, err)
-			_, err = p.Measure(context.Background(), providers.Query{Tick: tick})
+			_, err = measure(t, nil, p)
 			require.ErrorContains(t, err, tt.wantErr)
 			assert.ErrorContains(t, err, "querying GET "+srv.URL+"/path: ")
 			assert.NotContains(t, err.Error(), "secret=1", "query strings may carry API keys")
@@ -209,15 +216,18 @@ func TestClientReuseAndDeduplication(t *testing.T) {
 	pb, err := f.New(Config{URL: srv.URL + "/other", JSONPath: "{$.b}"})
 	require.NoError(t, err)
 	assert.Same(t, pa.client, pb.client, "same auth, same client")
-	assert.Equal(t, pa.target, pb.target, "same host and identity, same concurrency bound")
-	assert.NotEqual(t, pa.identity, pb.identity)
+	assert.Equal(t, pa.desc.Target, pb.desc.Target, "same host and identity, same concurrency bound")
+	assert.NotEqual(t, pa.desc.Query, pb.desc.Query)
+
+	exec, err := shared.NewExecutor(nil, shared.Options{})
+	require.NoError(t, err)
 
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			m, err := pa.Measure(context.Background(), providers.Query{Tick: tick})
+			m, err := measure(t, exec, pa)
 			assert.NoError(t, err)
-			assert.Equal(t, "1", m.Value)
+			assert.Equal(t, "1", m.Result.String())
 		})
 	}
 	wg.Wait()
@@ -239,6 +249,4 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		_, err := f.New(tt.cfg)
 		assert.ErrorContains(t, err, tt.wantErr)
 	}
-	_, err := NewFactory(nil, Options{})
-	assert.Error(t, err)
 }

@@ -14,6 +14,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
 )
 
 // Limits of the HTTPRoute CRD (gateway.networking.k8s.io/v1, v1.4.1); Validate checks them
@@ -42,7 +43,7 @@ func (r *gatewayRouter) Validate(ctx context.Context, steps []v1alpha1.RolloutSt
 	var route gatewayv1.HTTPRoute
 	if err := r.c.Get(ctx, r.key(r.routeName()), &route); err != nil {
 		if apierrors.IsNotFound(err) {
-			return notFound(path, r.routeName(), fmt.Sprintf("HTTPRoute %q not found in namespace %q", r.routeName(), r.t.Rollout.Namespace))
+			return fielderr.WithDetail(field.NotFound(path, r.routeName()), fmt.Sprintf("HTTPRoute %q not found in namespace %q", r.routeName(), r.t.Rollout.Namespace))
 		}
 		return fmt.Errorf("getting HTTPRoute %s/%s: %w", r.t.Rollout.Namespace, r.routeName(), err)
 	}

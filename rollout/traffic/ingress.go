@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
 )
 
 // ingress-nginx canary annotations
@@ -56,7 +57,7 @@ func (r *ingressRouter) Validate(ctx context.Context, steps []v1alpha1.RolloutSt
 	var ing networkingv1.Ingress
 	if err := r.c.Get(ctx, r.key(r.ingressName()), &ing); err != nil {
 		if apierrors.IsNotFound(err) {
-			return notFound(name, r.ingressName(), fmt.Sprintf("Ingress %q not found in namespace %q", r.ingressName(), r.t.Rollout.Namespace))
+			return fielderr.WithDetail(field.NotFound(name, r.ingressName()), fmt.Sprintf("Ingress %q not found in namespace %q", r.ingressName(), r.t.Rollout.Namespace))
 		}
 		return fmt.Errorf("getting Ingress %s/%s: %w", r.t.Rollout.Namespace, r.ingressName(), err)
 	}

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
 )
 
 // serviceRouter routes with the stable Service alone: its selector is pinned to one
@@ -62,7 +63,7 @@ func (r *serviceRouter) validateService(ctx context.Context) error {
 	var svc corev1.Service
 	if err := r.c.Get(ctx, r.key(r.serviceName()), &svc); err != nil {
 		if apierrors.IsNotFound(err) {
-			return notFound(path, r.serviceName(), fmt.Sprintf("Service %q not found in namespace %q", r.serviceName(), r.t.Rollout.Namespace))
+			return fielderr.WithDetail(field.NotFound(path, r.serviceName()), fmt.Sprintf("Service %q not found in namespace %q", r.serviceName(), r.t.Rollout.Namespace))
 		}
 		return fmt.Errorf("getting Service %s/%s: %w", r.t.Rollout.Namespace, r.serviceName(), err)
 	}

@@ -97,13 +97,6 @@ func RevisionLabel(kind string) string {
 	return podTemplateHash
 }
 
-// notFound is a reference at path to an object that does not exist.
-func notFound(path *field.Path, value any, detail string) *field.Error {
-	err := field.NotFound(path, value)
-	err.Detail = detail
-	return err
-}
-
 // ForRollout returns the routers of every trafficRoutings entry of ro's strategy, between
 // the revisions its status names. Abort paths (the controller's and the alert webhook's)
 // and the step machine all route through it.

@@ -232,12 +232,32 @@ func (s *Simulator) Run(ctx context.Context) error {
 	}
 }
 
-// read lists the objects the entries need.
+// read lists the objects the entries need, routes first and pods last. The lists are not
+// one snapshot: whoever moves traffic writes in the other order (a Service and its pods
+// before the route that weights it, the stable Service's move before the route goes back),
+// so this order sees a route no newer than what it points at, as a data plane that applies
+// changes in order would, and never a moment that was not there.
 func (s *Simulator) read(ctx context.Context) (Objects, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	var objs Objects
 	in := client.InNamespace(s.namespace)
+	// Ingresses and HTTPRoutes are read only when an entry needs them, so a cluster
+	// without the Gateway API serves Service and Ingress entries.
+	if s.hasKind(KindHTTPRoute) {
+		var routes gatewayv1.HTTPRouteList
+		if err := s.client.List(ctx, &routes, in); err != nil {
+			return objs, fmt.Errorf("listing HTTPRoutes in %s: %w", s.namespace, err)
+		}
+		objs.HTTPRoutes = routes.Items
+	}
+	if s.hasKind(KindIngress) {
+		var ingresses networkingv1.IngressList
+		if err := s.client.List(ctx, &ingresses, in); err != nil {
+			return objs, fmt.Errorf("listing Ingresses in %s: %w", s.namespace, err)
+		}
+		objs.Ingresses = ingresses.Items
+	}
 	var services corev1.ServiceList
 	if err := s.client.List(ctx, &services, in); err != nil {
 		return objs, fmt.Errorf("listing Services in %s: %w", s.namespace, err)
@@ -253,22 +273,6 @@ func (s *Simulator) read(ctx context.Context) (Objects, error) {
 		return objs, fmt.Errorf("listing Pods in %s: %w", s.namespace, err)
 	}
 	objs.Pods = pods.Items
-	// Ingresses and HTTPRoutes are read only when an entry needs them, so a cluster
-	// without the Gateway API serves Service and Ingress entries.
-	if s.hasKind(KindIngress) {
-		var ingresses networkingv1.IngressList
-		if err := s.client.List(ctx, &ingresses, in); err != nil {
-			return objs, fmt.Errorf("listing Ingresses in %s: %w", s.namespace, err)
-		}
-		objs.Ingresses = ingresses.Items
-	}
-	if s.hasKind(KindHTTPRoute) {
-		var routes gatewayv1.HTTPRouteList
-		if err := s.client.List(ctx, &routes, in); err != nil {
-			return objs, fmt.Errorf("listing HTTPRoutes in %s: %w", s.namespace, err)
-		}
-		objs.HTTPRoutes = routes.Items
-	}
 	return objs, nil
 }
 

@@ -340,7 +340,7 @@ func TestReadListsWhatEntriesNeed(t *testing.T) {
 	require.NoError(t, err)
 	objs, err := s.read(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, []string{"ServiceList", "EndpointSliceList", "PodList", "IngressList"}, listed)
+	assert.Equal(t, []string{"IngressList", "ServiceList", "EndpointSliceList", "PodList"}, listed, "routes first, pods last")
 	assert.Len(t, objs.Pods, 4)
 	assert.Len(t, objs.Ingresses, 2)
 	assert.Equal(t, Route(release(), s.entries).Entries, Route(objs, s.entries).Entries)

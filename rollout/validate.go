@@ -39,11 +39,11 @@ func validateSpec(ro *v1alpha1.Rollout) error {
 			switch r.Type {
 			case intstr.Int:
 				if r.IntVal < 0 {
-					errs.Add(field.Invalid(p.Child("replicas"), r.IntVal, "a count of pods may not be negative"))
+					errs.Add(field.Invalid(p.Child("replicas"), r.IntVal, fmt.Sprintf("%d is negative: a count of pods is at least 0", r.IntVal)))
 				}
 			case intstr.String:
 				if _, err := v1alpha1.ParsePercent(r.StrVal); err != nil || !strings.HasSuffix(r.StrVal, "%") {
-					errs.Add(field.Invalid(p.Child("replicas"), r.StrVal, "not a count or a percentage from 0% to 100%"))
+					errs.Add(field.Invalid(p.Child("replicas"), r.StrVal, fmt.Sprintf("%q is not a count or a percentage from 0%% to 100%%", r.StrVal)))
 				}
 			}
 		}
@@ -62,7 +62,7 @@ func validateSpec(ro *v1alpha1.Rollout) error {
 			}
 		}
 		if step.Pause != nil && step.Pause.Duration != nil && step.Pause.Duration.Duration < 0 {
-			errs.Add(field.Invalid(p.Child("pause", "duration"), step.Pause.Duration.Duration.String(), "a pause may not be negative"))
+			errs.Add(field.Invalid(p.Child("pause", "duration"), step.Pause.Duration.Duration.String(), fmt.Sprintf("%s is negative", step.Pause.Duration.Duration)))
 		}
 	}
 	return errs.Err()

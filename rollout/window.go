@@ -50,11 +50,11 @@ func ParseWindow(w *v1alpha1.ReleaseWindow) (*Window, error) {
 	case "":
 	case "Local":
 		// time.LoadLocation would give the controller's own zone, which the user cannot see.
-		return nil, field.Invalid(path.Child("timeZone"), w.TimeZone, "not an IANA time zone such as Europe/Paris")
+		return nil, field.Invalid(path.Child("timeZone"), w.TimeZone, fmt.Sprintf("%q is not an IANA time zone such as Europe/Paris", w.TimeZone))
 	default:
 		var err error
 		if loc, err = time.LoadLocation(w.TimeZone); err != nil {
-			return nil, field.Invalid(path.Child("timeZone"), w.TimeZone, fmt.Sprintf("not an IANA time zone such as Europe/Paris: %v", err))
+			return nil, field.Invalid(path.Child("timeZone"), w.TimeZone, fmt.Sprintf("%q is not an IANA time zone such as Europe/Paris: %v", w.TimeZone, err))
 		}
 	}
 
@@ -64,14 +64,14 @@ func ParseWindow(w *v1alpha1.ReleaseWindow) (*Window, error) {
 		return nil, field.Required(path.Child("schedule"), "a cron schedule")
 	case strings.HasPrefix(spec, "@every"):
 		// @every counts from whenever the process started, so the window would move on every restart.
-		return nil, field.Invalid(path.Child("schedule"), spec, "@every has no fixed phase; use a cron expression or a descriptor such as @daily")
+		return nil, field.Invalid(path.Child("schedule"), spec, fmt.Sprintf("%q is not allowed: @every has no fixed phase; use a cron expression or a descriptor such as @daily", spec))
 	case strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ="):
 		// The zone has its own field; robfig also panics on a TZ= prefix with nothing after it.
-		return nil, field.Invalid(path.Child("schedule"), spec, "a schedule carries no time zone: set spec.releaseWindow.timeZone instead")
+		return nil, field.Invalid(path.Child("schedule"), spec, fmt.Sprintf("%q carries a time zone: set spec.releaseWindow.timeZone instead", spec))
 	}
 	parsed, err := windowParser.Parse(spec)
 	if err != nil {
-		return nil, field.Invalid(path.Child("schedule"), spec, fmt.Sprintf("not a cron schedule (5 fields, 6 with leading seconds, or a descriptor such as @daily): %v", err))
+		return nil, field.Invalid(path.Child("schedule"), spec, fmt.Sprintf("%q is not a cron schedule (5 fields, 6 with leading seconds, or a descriptor such as @daily): %v", spec, err))
 	}
 	// Every form left after rejecting @every parses to a SpecSchedule.
 	sched := parsed.(*cron.SpecSchedule)
@@ -79,12 +79,12 @@ func ParseWindow(w *v1alpha1.ReleaseWindow) (*Window, error) {
 	sched.Location = loc
 	// Any schedule that fires at all fires within robfig's five-year search from here.
 	if sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, loc)).IsZero() {
-		return nil, field.Invalid(path.Child("schedule"), spec, "never fires")
+		return nil, field.Invalid(path.Child("schedule"), spec, fmt.Sprintf("%q never fires", spec))
 	}
 
 	d := w.Duration.Duration
 	if d <= 0 || d > maxWindowDuration {
-		return nil, field.Invalid(path.Child("duration"), d.String(), fmt.Sprintf("not between 0 (excluded) and %s", maxWindowDuration))
+		return nil, field.Invalid(path.Child("duration"), d.String(), fmt.Sprintf("%s is not between 0 (excluded) and %s", d, maxWindowDuration))
 	}
 
 	onClose := w.OnClose

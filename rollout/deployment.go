@@ -170,6 +170,10 @@ func (w *deployment) scaleTargetKind() string { return "Deployment" }
 
 func (w *deployment) revisionLabel() string { return appsv1.DefaultDeploymentUniqueLabelKey }
 
+// observed is always true: the revision of a Deployment's template is found by comparing
+// it with its ReplicaSets', not read from its status.
+func (w *deployment) observed() bool { return true }
+
 // pods are the pods of the Deployment's ReplicaSets, read from the API server.
 func (w *deployment) pods(ctx context.Context) ([]corev1.Pod, error) {
 	sel, err := metav1.LabelSelectorAsSelector(w.d.Spec.Selector)

@@ -23,10 +23,13 @@ func (s *state) adopt(ctx context.Context) (reconcile.Result, error) {
 		st.Message = fmt.Sprintf("waiting for %s to finish its own rollout", s.w.describe())
 		return reconcile.Result{RequeueAfter: waitPoll}, nil
 	}
+	// Read before adopting: the workload's own status may not have caught up with the
+	// write that adopts it.
+	stable := s.w.current()
 	if err := s.w.adopt(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
-	st.StableRevision = s.w.current()
+	st.StableRevision = stable
 	st.Phase = v1alpha1.RolloutPhaseHealthy
 	st.Message = "workload deployment is completed"
 	s.setCondition(ConditionProgressing, metav1.ConditionFalse, "Healthy", st.Message)

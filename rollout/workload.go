@@ -19,6 +19,9 @@ type workload interface {
 	// labels are its own labels (LabelReleaseID names its releases).
 	labels() map[string]string
 	generation() int64
+	// observed says its status describes its spec: until then which revision its
+	// template is may not be known.
+	observed() bool
 	// current is the revision of the workload's template; "" until it exists.
 	current() string
 	// runs says whether rev is the revision of the workload's template.

@@ -39,7 +39,7 @@ type Notify struct {
 }
 
 // WorkloadRef names the workload in the Rollout's namespace.
-// +kubebuilder:validation:XValidation:rule="self.apiVersion == 'apps/v1' && self.kind == 'Deployment'",message="only apps/v1 Deployment is supported"
+// +kubebuilder:validation:XValidation:rule="self.apiVersion == 'apps/v1'",message="only apps/v1 Deployment and StatefulSet are supported"
 type WorkloadRef struct {
 	// APIVersion of the workload: apps/v1.
 	APIVersion string `json:"apiVersion"`

@@ -190,15 +190,16 @@ func TestStatefulSets(t *testing.T) {
 		od.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
 		require.NoError(t, b.Client.Update(context.Background(), od))
 		b.statefulSet(t, "db-taken")
-		b.rolloutOf(t, "StatefulSet", "db-taken", v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: batches(false)}})
+		plain := []v1alpha1.RolloutStep{{Replicas: fixtures.Replicas("1")}, {Replicas: fixtures.Replicas("100%")}}
+		b.rolloutOf(t, "StatefulSet", "db-taken", v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: plain}})
 		for name, tc := range map[string]struct {
 			target         string
 			strategy       v1alpha1.RolloutStrategy
 			field, message string
 		}{
-			"ondelete":   {"db-ondelete", v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: batches(false)}}, "spec.workloadRef.name", "OnDelete"},
-			"blue-green": {"db-taken", v1alpha1.RolloutStrategy{BlueGreen: &v1alpha1.ReleaseStrategy{Steps: batches(false)}}, "spec.strategy.blueGreen", "two full sets of pods"},
-			"second":     {"db-taken", v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: batches(false)}}, "spec.workloadRef.name", `already released by Rollout "db-taken"`},
+			"ondelete":   {"db-ondelete", v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: plain}}, "spec.workloadRef.name", "OnDelete"},
+			"blue-green": {"db-taken", v1alpha1.RolloutStrategy{BlueGreen: &v1alpha1.ReleaseStrategy{Steps: plain}}, "spec.strategy.blueGreen", "two full sets of pods"},
+			"second":     {"db-taken", v1alpha1.RolloutStrategy{Canary: &v1alpha1.ReleaseStrategy{Steps: plain}}, "spec.workloadRef.name", `already released by Rollout "db-taken"`},
 		} {
 			ro := fixtures.Rollout(b.ns, "bad-sts-"+name, tc.strategy)
 			ro.Spec.WorkloadRef.Kind, ro.Spec.WorkloadRef.Name = "StatefulSet", tc.target

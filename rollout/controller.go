@@ -34,17 +34,18 @@ import (
 // +kubebuilder:rbac:groups=promgate.io,resources=analysisruns,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=list
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;patch;delete
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;update;patch
 
 const (
 	finalizer = "promgate.io/restore"
-	// workloadIndex indexes Rollouts by the Deployment they release.
-	workloadIndex = "spec.workloadRef.name"
+	// workloadIndex indexes Rollouts by the workload they release, "Kind/name".
+	workloadIndex = "spec.workloadRef"
 	// serviceIndex indexes Rollouts by the Services their traffic moves through, the
 	// stable one and its generated -canary copy.
 	serviceIndex = "spec.strategy.trafficRoutings.service"
@@ -80,7 +81,8 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 		r.Now = time.Now
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Rollout{}, workloadIndex, func(o client.Object) []string {
-		return []string{o.(*v1alpha1.Rollout).Spec.WorkloadRef.Name}
+		ref := o.(*v1alpha1.Rollout).Spec.WorkloadRef
+		return []string{workloadKey(ref.Kind, ref.Name)}
 	}); err != nil {
 		return fmt.Errorf("indexing Rollouts by workload: %w", err)
 	}
@@ -97,9 +99,9 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 	}); err != nil {
 		return fmt.Errorf("indexing Rollouts by Service: %w", err)
 	}
-	byDeployment := func(ctx context.Context, ns, name string) []reconcile.Request {
+	byWorkload := func(ctx context.Context, ns, kind, name string) []reconcile.Request {
 		var list v1alpha1.RolloutList
-		if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{workloadIndex: name}); err != nil {
+		if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{workloadIndex: workloadKey(kind, name)}); err != nil {
 			return nil
 		}
 		reqs := make([]reconcile.Request, len(list.Items))
@@ -112,14 +114,17 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 		For(&v1alpha1.Rollout{}).
 		Owns(&v1alpha1.AnalysisRun{}).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			return byDeployment(ctx, o.GetNamespace(), o.GetName())
+			return byWorkload(ctx, o.GetNamespace(), "Deployment", o.GetName())
+		})).
+		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return byWorkload(ctx, o.GetNamespace(), "StatefulSet", o.GetName())
 		})).
 		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			owner := metav1.GetControllerOf(o)
 			if owner == nil || owner.Kind != "Deployment" {
 				return nil
 			}
-			return byDeployment(ctx, o.GetNamespace(), owner.Name)
+			return byWorkload(ctx, o.GetNamespace(), "Deployment", owner.Name)
 		})).
 		// A step waiting for a Service's EndpointSlices is woken when they change. Only
 		// their metadata is cached: the check itself reads them from the API server.
@@ -209,6 +214,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, ro *v1alpha1.Rollout, befo
 	ro.Status.LastUpdateTime = &metav1.Time{Time: r.Now()}
 	return r.Client.Status().Update(ctx, ro)
 }
+
+// workloadKey is a workload's key in workloadIndex.
+func workloadKey(kind, name string) string { return kind + "/" + name }
 
 // sooner merges two results into the one that comes back first.
 func sooner(a, b reconcile.Result) reconcile.Result {

@@ -157,15 +157,43 @@ func loadDeployment(ctx context.Context, c client.Client, reader client.Reader, 
 	return &deployment{c: c, reader: reader, rollout: ro.Name, d: &d, revs: revs}, nil
 }
 
-func (w *deployment) describe() string  { return "Deployment " + w.d.Name }
-func (w *deployment) generation() int64 { return w.d.Generation }
-func (w *deployment) current() string   { return hashOf(w.revs.current) }
-func (w *deployment) rolledOut() bool   { return rolledOut(w.d) }
+func (w *deployment) describe() string          { return "Deployment " + w.d.Name }
+func (w *deployment) labels() map[string]string { return w.d.Labels }
+func (w *deployment) generation() int64         { return w.d.Generation }
+func (w *deployment) current() string           { return hashOf(w.revs.current) }
+func (w *deployment) rolledOut() bool           { return rolledOut(w.d) }
 func (w *deployment) held() bool {
 	return !w.d.Spec.Paused && w.d.Spec.MinReadySeconds == holdMinReadySeconds
 }
 func (w *deployment) managed() bool           { return w.d.Annotations[managedByAnnotation] == w.rollout }
 func (w *deployment) scaleTargetKind() string { return "Deployment" }
+
+func (w *deployment) revisionLabel() string { return appsv1.DefaultDeploymentUniqueLabelKey }
+
+// observed is always true: the revision of a Deployment's template is found by comparing
+// it with its ReplicaSets', not read from its status.
+func (w *deployment) observed() bool { return true }
+
+// pods are the pods of the Deployment's ReplicaSets, read from the API server.
+func (w *deployment) pods(ctx context.Context) ([]corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(w.d.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("reading the selector of Deployment %s: %w", w.d.Name, err)
+	}
+	var list corev1.PodList
+	if err := w.reader.List(ctx, &list, client.InNamespace(w.d.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, fmt.Errorf("listing the pods of Deployment %s: %w", w.d.Name, err)
+	}
+	var out []corev1.Pod
+	for _, p := range list.Items {
+		if owner := metav1.GetControllerOf(&p); owner != nil && owner.Kind == "ReplicaSet" {
+			if rs := w.revs.byHash[p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]]; rs != nil && rs.UID == owner.UID {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
 
 func (w *deployment) runs(rev string) bool {
 	rs := w.revs.byHash[rev]

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
@@ -63,7 +64,8 @@ func newFakeCluster(t *testing.T, objs ...client.Object) *fakeCluster {
 	k.api = fake.NewClientBuilder().WithScheme(fakeScheme(t)).
 		WithStatusSubresource(&v1alpha1.Rollout{}, &v1alpha1.AnalysisRun{}).
 		WithIndex(&v1alpha1.Rollout{}, workloadIndex, func(o client.Object) []string {
-			return []string{o.(*v1alpha1.Rollout).Spec.WorkloadRef.Name}
+			ref := o.(*v1alpha1.Rollout).Spec.WorkloadRef
+			return []string{workloadKey(ref.Kind, ref.Name)}
 		}).
 		WithObjects(objs...).Build()
 	record := func(verb string, obj client.Object) {
@@ -164,7 +166,7 @@ func fakeReplicaSet(d *appsv1.Deployment, rev string, replicas int32, age int) *
 	tmpl.Labels[appsv1.DefaultDeploymentUniqueLabelKey] = rev
 	return &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: fakeNS, Name: "web-" + rev, Labels: tmpl.Labels, Generation: 1,
+			Namespace: fakeNS, Name: "web-" + rev, Labels: tmpl.Labels, Generation: 1, UID: types.UID("rs-" + rev),
 			CreationTimestamp: metav1.NewTime(time.Date(2026, 11, 1, 0, 0, age, 0, time.UTC)),
 			OwnerReferences:   []metav1.OwnerReference{*metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))},
 		},
@@ -196,4 +198,20 @@ func threeSteps(pause time.Duration) []v1alpha1.RolloutStep {
 
 func describe(d *appsv1.Deployment) string {
 	return fmt.Sprintf("paused=%v strategy=%+v minReadySeconds=%d", d.Spec.Paused, d.Spec.Strategy.RollingUpdate, d.Spec.MinReadySeconds)
+}
+
+// fakePod is pod name of rs, Ready, with extra labels.
+func fakePod(rs *appsv1.ReplicaSet, name string, labels map[string]string) *corev1.Pod {
+	l := map[string]string{}
+	for k, v := range rs.Spec.Template.Labels {
+		l[k] = v
+	}
+	for k, v := range labels {
+		l[k] = v
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: fakeNS, Name: name, Labels: l,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}},
+		Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
 }

@@ -23,10 +23,13 @@ func (s *state) adopt(ctx context.Context) (reconcile.Result, error) {
 		st.Message = fmt.Sprintf("waiting for %s to finish its own rollout", s.w.describe())
 		return reconcile.Result{RequeueAfter: waitPoll}, nil
 	}
+	// Read before adopting: the workload's own status may not have caught up with the
+	// write that adopts it.
+	stable := s.w.current()
 	if err := s.w.adopt(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
-	st.StableRevision = s.w.current()
+	st.StableRevision = stable
 	st.Phase = v1alpha1.RolloutPhaseHealthy
 	st.Message = "workload deployment is completed"
 	s.setCondition(ConditionProgressing, metav1.ConditionFalse, "Healthy", st.Message)
@@ -193,6 +196,9 @@ func (s *state) settle(ctx context.Context) (reconcile.Result, error) {
 	if err := s.unpinAll(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
+	if err := s.unlabelBatches(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
 	if err := s.w.adopt(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -234,6 +240,9 @@ func (s *state) letGo(ctx context.Context) error {
 		}
 	}
 	if err := s.setHPAs(ctx, false); err != nil {
+		return err
+	}
+	if err := s.unlabelBatches(ctx); err != nil {
 		return err
 	}
 	return s.w.restore(ctx)

@@ -31,8 +31,8 @@ func (s *state) load(ctx context.Context) error {
 	}
 	s.w = w
 	var others v1alpha1.RolloutList
-	if err := s.c.List(ctx, &others, client.InNamespace(s.ro.Namespace), client.MatchingFields{workloadIndex: ref.Name}); err != nil {
-		return fmt.Errorf("listing Rollouts of Deployment %s: %w", ref.Name, err)
+	if err := s.c.List(ctx, &others, client.InNamespace(s.ro.Namespace), client.MatchingFields{workloadIndex: workloadKey(ref.Kind, ref.Name)}); err != nil {
+		return fmt.Errorf("listing Rollouts of %s %s: %w", ref.Kind, ref.Name, err)
 	}
 	for _, o := range others.Items {
 		if o.Name != s.ro.Name && o.DeletionTimestamp == nil && firstOf(&o, s.ro) {
@@ -49,7 +49,18 @@ func (s *state) load(ctx context.Context) error {
 }
 
 // loadWorkload reads the workload spec.workloadRef names; nil when it does not exist.
+// validateSpec has checked the kind.
 func (s *state) loadWorkload(ctx context.Context) (workload, error) {
+	if s.ro.Spec.WorkloadRef.Kind == "StatefulSet" {
+		sts, err := loadStatefulSet(ctx, s.c, s.r.APIReader, s.ro)
+		if sts == nil || err != nil {
+			return nil, err
+		}
+		if err := checkUpdateStrategy(sts.s); err != nil {
+			return nil, field.Invalid(field.NewPath("spec", "workloadRef", "name"), sts.s.Name, err.Error())
+		}
+		return sts, nil
+	}
 	d, err := loadDeployment(ctx, s.c, s.r.APIReader, s.ro)
 	if d == nil || err != nil {
 		return nil, err

@@ -30,11 +30,17 @@ func TestValidateSpecNamesTheField(t *testing.T) {
 		ro    *v1alpha1.Rollout
 		field string
 	}{
-		"statefulset": {func() *v1alpha1.Rollout {
+		"daemonset": {func() *v1alpha1.Rollout {
 			ro := base(v1alpha1.RolloutStep{})
-			ro.Spec.WorkloadRef.Kind = "StatefulSet"
+			ro.Spec.WorkloadRef.Kind = "DaemonSet"
 			return ro
 		}(), "spec.workloadRef"},
+		"blue-green statefulset": {func() *v1alpha1.Rollout {
+			ro := base(v1alpha1.RolloutStep{})
+			ro.Spec.WorkloadRef.Kind = "StatefulSet"
+			ro.Spec.Strategy = v1alpha1.RolloutStrategy{BlueGreen: ro.Spec.Strategy.Canary}
+			return ro
+		}(), "spec.strategy.blueGreen"},
 		"no steps":        {base(), "spec.strategy.canary.steps"},
 		"negative count":  {base(v1alpha1.RolloutStep{}, v1alpha1.RolloutStep{Replicas: ptr.To(intstr.FromInt32(-1))}), "spec.strategy.canary.steps[1].replicas"},
 		"percent over":    {base(v1alpha1.RolloutStep{Replicas: ptr.To(intstr.FromString("101%"))}), "spec.strategy.canary.steps[0].replicas"},

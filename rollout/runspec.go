@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -20,6 +21,10 @@ const (
 	ArgService    = "service"
 	ArgStableHash = "stable-hash"
 	ArgCanaryHash = "canary-hash"
+	// ArgRelease and ArgReleaseBatch are the values of the pods' LabelRelease and
+	// LabelReleaseBatch for the step in progress, to select its batch.
+	ArgRelease      = "release"
+	ArgReleaseBatch = "release-batch"
 )
 
 // buildRun merges the templates of an analysis into one AnalysisRun spec with the
@@ -67,10 +72,12 @@ func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, path 
 		spec.Templates = append(spec.Templates, v1alpha1.AnalysisTemplateRef{Name: ref.TemplateName, ClusterScope: ref.ClusterScope})
 	}
 	builtin := map[string]string{
-		ArgNamespace:  ro.Namespace,
-		ArgRollout:    ro.Name,
-		ArgStableHash: ro.Status.StableRevision,
-		ArgCanaryHash: ro.Status.CanaryRevision,
+		ArgNamespace:    ro.Namespace,
+		ArgRollout:      ro.Name,
+		ArgStableHash:   ro.Status.StableRevision,
+		ArgCanaryHash:   ro.Status.CanaryRevision,
+		ArgRelease:      s.releaseID(),
+		ArgReleaseBatch: strconv.Itoa(int(ro.Status.CurrentStepIndex)),
 	}
 	if st, _ := ro.Spec.Strategy.Active(); st != nil && len(st.TrafficRoutings) > 0 {
 		builtin[ArgService] = st.TrafficRoutings[0].Service

@@ -42,6 +42,10 @@ func (s *state) reconcile(ctx context.Context) (reconcile.Result, error) {
 		if st.CanaryRevision != "" {
 			return s.settle(ctx)
 		}
+		if !s.w.observed() {
+			// Which revision the template is waits for the workload's controller.
+			return reconcile.Result{RequeueAfter: waitPoll}, nil
+		}
 		if s.w.runs(st.StableRevision) {
 			return reconcile.Result{}, s.w.adopt(ctx)
 		}
@@ -89,7 +93,10 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 	steps := s.steps()
 	n := int32(len(steps))
 
+	// Until the workload's controller has seen its spec, the release goes on as status
+	// records it (an abort included): only a revert or a newer template waits for it.
 	switch {
+	case !s.w.observed():
 	case s.w.runs(st.StableRevision):
 		return s.cancel(ctx)
 	case st.CanaryRevision != "" && !s.w.runs(st.CanaryRevision):
@@ -283,7 +290,11 @@ func (s *state) upgrade(ctx context.Context) (stepProgress, error) {
 			}
 		}
 	}
-	return s.w.step(ctx, s.ro.Status.StableRevision, s.replicasAt(s.ro.Status.CurrentStepIndex))
+	p, err := s.w.step(ctx, s.ro.Status.StableRevision, s.replicasAt(s.ro.Status.CurrentStepIndex))
+	if err != nil {
+		return p, err
+	}
+	return p, s.labelBatches(ctx)
 }
 
 // afterAnalysis moves past a step's successful analysis: to its pause, if any.

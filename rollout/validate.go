@@ -16,8 +16,13 @@ import (
 // It returns every problem at once (fielderr), each a *field.Error.
 func validateSpec(ro *v1alpha1.Rollout) error {
 	var errs fielderr.List
-	if ref := ro.Spec.WorkloadRef; ref.APIVersion != "apps/v1" || ref.Kind != "Deployment" {
-		errs.Add(field.NotSupported(field.NewPath("spec", "workloadRef"), ref.APIVersion+" "+ref.Kind, []string{"apps/v1 Deployment"}))
+	ref := ro.Spec.WorkloadRef
+	if ref.APIVersion != "apps/v1" || (ref.Kind != "Deployment" && ref.Kind != "StatefulSet") {
+		errs.Add(field.NotSupported(field.NewPath("spec", "workloadRef"), ref.APIVersion+" "+ref.Kind, []string{"apps/v1 Deployment", "apps/v1 StatefulSet"}))
+	}
+	if ref.Kind == "StatefulSet" && ro.Spec.Strategy.BlueGreen != nil {
+		errs.Add(field.Forbidden(field.NewPath("spec", "strategy", "blueGreen"),
+			"a StatefulSet cannot run two full sets of pods under one name; release it with canary steps"))
 	}
 	st, path := ro.Spec.Strategy.Active()
 	switch {

@@ -4,17 +4,24 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // workload is what a Rollout releases, as the step machine sees it: a Deployment
-// (deployment.go). It holds the view of the workload one reconcile read and writes
-// through the reconcile's fenced client. Revisions are the names status records: the
-// pod-template-hash of a Deployment's ReplicaSets.
+// (deployment.go) or a StatefulSet (statefulset.go). It holds the view of the workload one
+// reconcile read and writes through the reconcile's fenced client. Revisions are the
+// names status records and pods carry: a Deployment's pod-template-hash, a StatefulSet's
+// ControllerRevision names.
 type workload interface {
 	// describe names it for messages, e.g. "Deployment web".
 	describe() string
+	// labels are its own labels (LabelReleaseID names its releases).
+	labels() map[string]string
 	generation() int64
+	// observed says its status describes its spec: until then which revision its
+	// template is may not be known.
+	observed() bool
 	// current is the revision of the workload's template; "" until it exists.
 	current() string
 	// runs says whether rev is the revision of the workload's template.
@@ -42,6 +49,10 @@ type workload interface {
 	finish(ctx context.Context) error
 	// restore gives it back exactly as it was before the Rollout took it, unmanaged.
 	restore(ctx context.Context) error
+	// pods are its pods, read from the API server; revisionLabel is the label naming
+	// each one's revision.
+	pods(ctx context.Context) ([]corev1.Pod, error)
+	revisionLabel() string
 }
 
 // stepProgress is how far a step's new pods are.

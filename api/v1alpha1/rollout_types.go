@@ -9,7 +9,7 @@ import (
 // RolloutSpec is the release policy for an existing workload. The workload is not
 // replaced: the Rollout works beside it, as OpenKruise Rollouts does.
 type RolloutSpec struct {
-	// WorkloadRef is the Deployment this Rollout releases.
+	// WorkloadRef is the Deployment or StatefulSet this Rollout releases.
 	WorkloadRef WorkloadRef `json:"workloadRef"`
 	// Strategy is how a new revision is released.
 	Strategy RolloutStrategy `json:"strategy"`
@@ -39,11 +39,13 @@ type Notify struct {
 }
 
 // WorkloadRef names the workload in the Rollout's namespace.
-// +kubebuilder:validation:XValidation:rule="self.apiVersion == 'apps/v1' && self.kind == 'Deployment'",message="only apps/v1 Deployment is supported"
+// +kubebuilder:validation:XValidation:rule="self.apiVersion == 'apps/v1'",message="only apps/v1 Deployment and StatefulSet are supported"
 type WorkloadRef struct {
 	// APIVersion of the workload: apps/v1.
 	APIVersion string `json:"apiVersion"`
-	// Kind of the workload: Deployment.
+	// Kind of the workload: Deployment, or StatefulSet (canary steps only, moved by its
+	// partition).
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet
 	Kind string `json:"kind"`
 	// Name of the workload.
 	// +kubebuilder:validation:MinLength=1
@@ -381,10 +383,11 @@ type RolloutStatus struct {
 	// ReleaseStartedAt is when the current release (or its last retry) began.
 	// +optional
 	ReleaseStartedAt *metav1.Time `json:"releaseStartedAt,omitempty"`
-	// StableRevision is the pod-template-hash of the version serving traffic.
+	// StableRevision is the revision serving traffic: a Deployment's pod-template-hash, a
+	// StatefulSet's ControllerRevision name (its pods' controller-revision-hash).
 	// +optional
 	StableRevision string `json:"stableRevision,omitempty"`
-	// CanaryRevision is the pod-template-hash of the version being released.
+	// CanaryRevision is the revision being released, named as StableRevision is.
 	// +optional
 	CanaryRevision string `json:"canaryRevision,omitempty"`
 	// ObservedWorkloadGeneration is the workload generation last acted upon.
@@ -541,7 +544,7 @@ type RolloutAnalysisRuns struct {
 // +kubebuilder:printcolumn:name="MESSAGE",type=string,JSONPath=`.status.message`
 // +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 
-// Rollout is the release policy for an existing Deployment.
+// Rollout is the release policy for an existing Deployment or StatefulSet.
 type Rollout struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

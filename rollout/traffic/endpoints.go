@@ -3,7 +3,6 @@ package traffic
 import (
 	"context"
 	"fmt"
-	"maps"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -17,7 +16,7 @@ import (
 // dropped the old pods sends requests back to the old version.
 type Endpoints interface {
 	// Only returns nil when the EndpointSlices of Service svc hold at least one ready
-	// endpoint, all of them pods of revision rev among those podSelector selects, and a
+	// endpoint, all of them pods podSelector selects (the pods of revision rev), and a
 	// *NotReadyError otherwise.
 	Only(ctx context.Context, svc client.ObjectKey, podSelector map[string]string, rev string) error
 }
@@ -39,24 +38,13 @@ func (e *NotReadyError) Error() string {
 type SliceEndpoints struct {
 	// Reader must not be a cache: a view one update behind is the lag this check is for.
 	Reader client.Reader
-	// RevisionLabel is the pod label naming the revision, pod-template-hash by default.
-	RevisionLabel string
 }
 
 // Only implements Endpoints.
 func (e SliceEndpoints) Only(ctx context.Context, svc client.ObjectKey, podSelector map[string]string, rev string) error {
 	ns, name := svc.Namespace, svc.Name
-	label := e.RevisionLabel
-	if label == "" {
-		label = podTemplateHash
-	}
-	sel := maps.Clone(podSelector)
-	if sel == nil {
-		sel = map[string]string{}
-	}
-	sel[label] = rev
 	var pods corev1.PodList
-	if err := e.Reader.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(sel)); err != nil {
+	if err := e.Reader.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(podSelector)); err != nil {
 		return fmt.Errorf("listing the pods of revision %s: %w", rev, err)
 	}
 	ofRev := make(map[string]bool, len(pods.Items))

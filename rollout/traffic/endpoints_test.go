@@ -46,7 +46,7 @@ func TestSliceEndpointsCountsWhatAProxyWouldReach(t *testing.T) {
 		slice("down-1", "down", ep("a", ptr.To(false)), ep("b", ptr.To(false))),
 	)
 	e := SliceEndpoints{Reader: c}
-	sel := map[string]string{"app": "web"}
+	sel := map[string]string{"app": "web", podTemplateHash: canaryRev}
 	only := func(svc string) error {
 		return e.Only(context.Background(), client.ObjectKey{Namespace: ns, Name: svc}, sel, canaryRev)
 	}

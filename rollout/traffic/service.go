@@ -67,7 +67,7 @@ func (r *serviceRouter) validateService(ctx context.Context) error {
 		}
 		return fmt.Errorf("getting Service %s/%s: %w", r.t.Rollout.Namespace, r.serviceName(), err)
 	}
-	if _, _, err := originalSelector(&svc); err != nil {
+	if _, _, err := r.originalSelector(&svc); err != nil {
 		return field.Invalid(path, r.serviceName(), err.Error())
 	}
 	var canary corev1.Service
@@ -131,11 +131,11 @@ func (r *serviceRouter) await(ctx context.Context, name, rev string) error {
 	if err != nil {
 		return err
 	}
-	sel, _, err := originalSelector(svc)
+	sel, _, err := r.originalSelector(svc)
 	if err != nil {
 		return err
 	}
-	return r.t.Endpoints.Only(ctx, r.key(name), sel, rev)
+	return r.t.Endpoints.Only(ctx, r.key(name), r.withRevision(sel, rev), rev)
 }
 
 // Finish pins the stable Service to winner and waits for its EndpointSlices to follow.
@@ -213,9 +213,9 @@ func (r *serviceRouter) Unpin(ctx context.Context) error {
 }
 
 // originalSelector is the user's selector: from the annotation while pinned, else the
-// Service's own, which must exist and must not already select by pod-template-hash (it
+// Service's own, which must exist and must not already select by the revision label (it
 // would be lost on restore). saved reports that the annotation holds it.
-func originalSelector(svc *corev1.Service) (sel map[string]string, saved bool, err error) {
+func (r *serviceRouter) originalSelector(svc *corev1.Service) (sel map[string]string, saved bool, err error) {
 	if raw, ok := svc.Annotations[AnnotationOriginalSelector]; ok {
 		if err := json.Unmarshal([]byte(raw), &sel); err != nil {
 			return nil, true, fmt.Errorf("annotation %s of Service %q is not a JSON selector: %w", AnnotationOriginalSelector, svc.Name, err)
@@ -225,18 +225,19 @@ func originalSelector(svc *corev1.Service) (sel map[string]string, saved bool, e
 	if len(svc.Spec.Selector) == 0 {
 		return nil, false, fmt.Errorf("the Service %q has no selector; traffic moves by pinning its selector to a revision", svc.Name)
 	}
-	if _, ok := svc.Spec.Selector[podTemplateHash]; ok {
-		return nil, false, fmt.Errorf("the Service %q already selects by %s; select the workload's pods by their own labels", svc.Name, podTemplateHash)
+	if _, ok := svc.Spec.Selector[r.t.revisionLabel()]; ok {
+		return nil, false, fmt.Errorf("the Service %q already selects by %s; select the workload's pods by their own labels", svc.Name, r.t.revisionLabel())
 	}
 	return maps.Clone(svc.Spec.Selector), false, nil
 }
 
-func withRevision(sel map[string]string, rev string) map[string]string {
+// withRevision narrows sel to the pods of revision rev.
+func (r *serviceRouter) withRevision(sel map[string]string, rev string) map[string]string {
 	out := maps.Clone(sel)
 	if out == nil {
 		out = map[string]string{}
 	}
-	out[podTemplateHash] = rev
+	out[r.t.revisionLabel()] = rev
 	return out
 }
 
@@ -255,11 +256,11 @@ func (r *serviceRouter) pin(ctx context.Context, rev string) error {
 		if err != nil {
 			return err
 		}
-		sel, saved, err := originalSelector(svc)
+		sel, saved, err := r.originalSelector(svc)
 		if err != nil {
 			return err
 		}
-		want := withRevision(sel, rev)
+		want := r.withRevision(sel, rev)
 		if saved && maps.Equal(svc.Spec.Selector, want) {
 			return nil
 		}
@@ -292,7 +293,7 @@ func (r *serviceRouter) restoreSelector(ctx context.Context) error {
 		if _, ok := svc.Annotations[AnnotationOriginalSelector]; !ok {
 			return nil
 		}
-		sel, _, err := originalSelector(svc)
+		sel, _, err := r.originalSelector(svc)
 		if err != nil {
 			return err
 		}
@@ -324,7 +325,7 @@ func (r *serviceRouter) ensureCanaryService(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		sel, _, err := originalSelector(stable)
+		sel, _, err := r.originalSelector(stable)
 		if err != nil {
 			return err
 		}
@@ -332,7 +333,7 @@ func (r *serviceRouter) ensureCanaryService(ctx context.Context) error {
 		return r.generate(ctx, svc, "Service", func() error {
 			svc.Spec.Type = corev1.ServiceTypeClusterIP
 			svc.Spec.Ports = canaryPorts(stable.Spec.Ports)
-			svc.Spec.Selector = withRevision(sel, r.t.CanaryRevision)
+			svc.Spec.Selector = r.withRevision(sel, r.t.CanaryRevision)
 			return nil
 		})
 	})

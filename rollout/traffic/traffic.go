@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -29,7 +31,7 @@ const (
 	AnnotationOriginalRules = "promgate.io/original-rules"
 
 	// podTemplateHash is the label the Deployment controller puts on each ReplicaSet's pods.
-	podTemplateHash = "pod-template-hash"
+	podTemplateHash = appsv1.DefaultDeploymentUniqueLabelKey
 	// CanarySuffix names the generated copies of the Service and Ingress: "<name>-canary".
 	CanarySuffix = "-canary"
 )
@@ -42,8 +44,10 @@ type Target struct {
 	Routing v1alpha1.TrafficRouting
 	// Field is the entry's path for error messages, e.g. spec.strategy.canary.trafficRoutings[0].
 	Field *field.Path
-	// StableRevision and CanaryRevision are pod-template-hash values.
+	// StableRevision and CanaryRevision are values of RevisionLabel.
 	StableRevision, CanaryRevision string
+	// RevisionLabel is the pod label naming the revisions; pod-template-hash when empty.
+	RevisionLabel string
 	// Endpoints says when the data plane can follow: no Service gets traffic before its
 	// EndpointSlices hold ready pods of its revision alone.
 	Endpoints Endpoints
@@ -77,6 +81,22 @@ func New(c client.Client, t Target) Router {
 	}
 }
 
+func (t Target) revisionLabel() string {
+	if t.RevisionLabel == "" {
+		return podTemplateHash
+	}
+	return t.RevisionLabel
+}
+
+// RevisionLabel is the pod label naming the revision of a workload kind's pods: a
+// StatefulSet's controller-revision-hash, a Deployment's pod-template-hash.
+func RevisionLabel(kind string) string {
+	if kind == "StatefulSet" {
+		return appsv1.ControllerRevisionHashLabelKey
+	}
+	return podTemplateHash
+}
+
 // ForRollout returns the routers of every trafficRoutings entry of ro's strategy, between
 // the revisions its status names. Abort paths (the controller's and the alert webhook's)
 // and the step machine all route through it.
@@ -90,6 +110,7 @@ func ForRollout(c client.Client, ep Endpoints, ro *v1alpha1.Rollout) []Router {
 		out = append(out, New(c, Target{
 			Rollout: ro, Routing: tr, Field: path.Child("trafficRoutings").Index(i),
 			StableRevision: ro.Status.StableRevision, CanaryRevision: ro.Status.CanaryRevision, Endpoints: ep,
+			RevisionLabel: RevisionLabel(ro.Spec.WorkloadRef.Kind),
 		}))
 	}
 	return out

@@ -118,9 +118,12 @@ func TestCRDValidation(t *testing.T) {
 		{"no steps", rollout("no-steps", func(s *v1alpha1.RolloutSpec) {
 			s.Strategy.BlueGreen.Steps = nil
 		}), []string{"spec.strategy.blueGreen.steps"}},
-		{"unsupported workload", rollout("statefulset", func(s *v1alpha1.RolloutSpec) {
-			s.WorkloadRef.Kind = "StatefulSet"
-		}), []string{"spec.workloadRef", "only apps/v1 Deployment"}},
+		{"unsupported workload", rollout("daemonset", func(s *v1alpha1.RolloutSpec) {
+			s.WorkloadRef.Kind = "DaemonSet"
+		}), []string{"spec.workloadRef.kind", `supported values: "Deployment", "StatefulSet"`}},
+		{"unsupported API version", rollout("extensions", func(s *v1alpha1.RolloutSpec) {
+			s.WorkloadRef.APIVersion = "extensions/v1beta1"
+		}), []string{"spec.workloadRef", "only apps/v1 Deployment and StatefulSet"}},
 		{"ingress and gateway together", rollout("ingress-and-gateway", func(s *v1alpha1.RolloutSpec) {
 			s.Strategy.BlueGreen.TrafficRoutings[0].Gateway = &v1alpha1.GatewayTrafficRouting{HTTPRouteName: "r"}
 		}), []string{"spec.strategy.blueGreen.trafficRoutings[0]", "mutually exclusive"}},

@@ -8,7 +8,7 @@ PKGS    := ./...
 E2E_PKGS  := ./test/e2e/... ./test/demo
 UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /test/e2e -e /test/demo)
 
-.PHONY: all build generate test lint unit e2e testbin bench demo clean
+.PHONY: all build generate test lint unit e2e testbin bench demo fuzz clean
 
 all: build
 
@@ -49,6 +49,16 @@ unit:
 
 e2e:
 	$(GO) test -count=1 -timeout 25m $(E2E_PKGS)
+
+## fuzz: every fuzz target for FUZZTIME each (make test runs their seed corpora).
+FUZZTIME ?= 60s
+fuzz:
+	@set -e; for pkg in $(UNIT_PKGS); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz: $$f in $$pkg for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 ## bench: benchmarks print their figures (no timing assertions anywhere).
 bench: testbin

@@ -71,6 +71,9 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	// Metrics export release reports; nil exports nothing.
 	Metrics *Metrics
+	// ShardLabels are the label keys of a sharded controller's selector: a Rollout's runs
+	// carry its values of them, so the shard that owns the Rollout owns its runs.
+	ShardLabels []string
 	// Now is the clock; tests inject one.
 	Now func() time.Time
 }

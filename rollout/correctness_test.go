@@ -117,3 +117,14 @@ func TestATimedPauseNeverEndsEarly(t *testing.T) {
 	assert.Equal(t, v1alpha1.StepUpgrade, ro.Status.CurrentStepState)
 	assert.True(t, ro.Status.StepStartedAt.Equal(&metav1.MicroTime{Time: k.now}), "the next state starts at its pass, to the microsecond")
 }
+
+// A sharded controller owns a Rollout's runs only if they carry the Rollout's values of
+// the shard's label keys.
+func TestRunsCarryTheShardLabels(t *testing.T) {
+	ro := fakeRollout(threeSteps(time.Second), v1alpha1.RolloutStatus{CanaryRevision: green})
+	ro.Labels = map[string]string{"promgate.io/shard": "a", "team": "shop"}
+	s := &state{r: &Reconciler{ShardLabels: []string{"promgate.io/shard", "region"}}, ro: ro}
+	assert.Equal(t, map[string]string{
+		runLabel: "web", "promgate.io/analysis": "step", "promgate.io/revision": green, "promgate.io/shard": "a",
+	}, s.runLabels("step"))
+}

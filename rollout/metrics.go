@@ -1,7 +1,12 @@
 package rollout
 
 import (
+	"context"
+	"math"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 )
@@ -40,4 +45,25 @@ func (m *Metrics) released(ro *v1alpha1.Rollout, rep *v1alpha1.ReleaseReport) {
 	}
 	m.releases.WithLabelValues(ro.Namespace, ro.Name, string(rep.Outcome), string(rep.DecidedBy)).Inc()
 	m.duration.WithLabelValues(string(rep.Outcome)).Observe(rep.EndedAt.Sub(rep.StartedAt.Time).Seconds())
+}
+
+// RegisterRolloutCount exports promgate_rollouts{shard}: how many Rollouts this controller
+// owns, counted from its cache at each scrape. Summed over the shards it is every Rollout
+// of the cluster; one that no shard's selector matches is released by no one, and the sum
+// falling short of the cluster's count shows it.
+func RegisterRolloutCount(reg prometheus.Registerer, cache client.Reader, shard string) error {
+	count := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "promgate_rollouts",
+		Help:        "Rollouts this controller owns: those its --shard-label-selector matches, or all.",
+		ConstLabels: prometheus.Labels{"shard": shard},
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var ros v1alpha1.RolloutList
+		if err := cache.List(ctx, &ros, client.UnsafeDisableDeepCopy); err != nil {
+			return math.NaN()
+		}
+		return float64(len(ros.Items))
+	})
+	return reg.Register(count)
 }

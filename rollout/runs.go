@@ -36,7 +36,7 @@ func (s *state) ensureRun(ctx context.Context, name string, a *v1alpha1.RolloutA
 	run = v1alpha1.AnalysisRun{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: ro.Namespace,
-			Labels: map[string]string{runLabel: ro.Name, "promgate.io/analysis": kind, "promgate.io/revision": ro.Status.CanaryRevision},
+			Labels: s.runLabels(kind),
 		},
 		Spec: *spec,
 	}
@@ -79,4 +79,16 @@ func (s *state) terminateRun(ctx context.Context, name string) error {
 // runName names a run of the release; it is written to status before the run exists.
 func runName(ro *v1alpha1.Rollout, what string, at time.Time) string {
 	return fmt.Sprintf("%s-%s-%s-%d", ro.Name, ro.Status.CanaryRevision, what, at.UnixMilli())
+}
+
+// runLabels are a run's labels: its Rollout, kind and revision, and the Rollout's values
+// of the shard's label keys.
+func (s *state) runLabels(kind string) map[string]string {
+	l := map[string]string{runLabel: s.ro.Name, "promgate.io/analysis": kind, "promgate.io/revision": s.ro.Status.CanaryRevision}
+	for _, k := range s.r.ShardLabels {
+		if v, ok := s.ro.Labels[k]; ok {
+			l[k] = v
+		}
+	}
+	return l
 }

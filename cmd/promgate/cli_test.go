@@ -529,3 +529,11 @@ spec:
 		"AnalysisTemplate/no-address: ok (1 metrics)",
 	}, lines, "a template may leave the address to the controller's default")
 }
+
+func TestShardsElectTheirLeadersApart(t *testing.T) {
+	assert.Equal(t, "promgate-controller.promgate.io", leaderElectionID(""))
+	a, b := leaderElectionID("promgate.io/shard=a"), leaderElectionID("promgate.io/shard=b")
+	assert.NotEqual(t, a, b)
+	assert.Equal(t, a, leaderElectionID("promgate.io/shard=a"), "the same shard, the same Lease, across restarts")
+	assert.Regexp(t, `^promgate-controller-[0-9a-f]{10}\.promgate\.io$`, a)
+}

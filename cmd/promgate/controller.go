@@ -1,10 +1,12 @@
 package main
 
 import (
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -12,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -47,6 +50,8 @@ func runController(args []string) int {
 		pprofAddr      = fs.String("pprof-bind-address", "", "address of /debug/pprof for profiling; empty disables it")
 		webhookAddr    = fs.String("alert-webhook-bind-address", "", "address of the Alertmanager webhook receiver (path /alertmanager); empty disables it")
 		webhookSecret  = fs.String("alert-webhook-token-secret", "", "NAMESPACE/NAME of the Secret whose key \"token\" Alertmanager must send as a bearer token; required with --alert-webhook-bind-address")
+		shard          = fs.String("shard-label-selector", "", "label selector of the Rollouts this controller owns, with their AnalysisRuns; controllers with disjoint selectors split a cluster, each with its own leader election")
+		leaderID       = fs.String("leader-election-id", "", "name of the leader election Lease; default: promgate-controller.promgate.io, with a hash of --shard-label-selector when set")
 	)
 	zopts := zap.Options{}
 	zopts.BindFlags(fs)
@@ -76,17 +81,39 @@ func runController(args []string) int {
 		log.Error(err, "building scheme")
 		return exitError
 	}
+	shardSel, err := labels.Parse(*shard)
+	if err != nil {
+		log.Error(err, "--shard-label-selector is not a label selector", "value", *shard)
+		return exitInvalidInput
+	}
+	// Managed fields are never read here; dropping them from the cache saves memory on
+	// every cached run.
+	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	var shardKeys []string
+	if *shard != "" {
+		// A shard caches (and so reconciles) only its Rollouts and their runs; templates
+		// are shared by every shard.
+		cacheOpts.ByObject = map[client.Object]cache.ByObject{
+			&v1alpha1.Rollout{}:     {Label: shardSel},
+			&v1alpha1.AnalysisRun{}: {Label: shardSel},
+		}
+		reqs, _ := shardSel.Requirements()
+		for _, r := range reqs {
+			shardKeys = append(shardKeys, r.Key())
+		}
+	}
+	if *leaderID == "" {
+		*leaderID = leaderElectionID(*shard)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress:  *probeAddr,
 		LeaderElection:          *leaderElect,
-		LeaderElectionID:        "promgate-controller.promgate.io",
+		LeaderElectionID:        *leaderID,
 		LeaderElectionNamespace: *leaderNS,
 		PprofBindAddress:        *pprofAddr,
-		// Managed fields are never read here; dropping them from the cache saves memory on
-		// every cached run.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache:                   cacheOpts,
 	})
 	if err != nil {
 		log.Error(err, "creating manager")
@@ -118,7 +145,11 @@ func runController(args []string) int {
 		log.Error(err, "registering release metrics")
 		return exitError
 	}
-	ro := &rollout.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("promgate"), Metrics: releaseMetrics}
+	if err := rollout.RegisterRolloutCount(ctrlmetrics.Registry, mgr.GetCache(), *shard); err != nil {
+		log.Error(err, "registering the Rollout count")
+		return exitError
+	}
+	ro := &rollout.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("promgate"), Metrics: releaseMetrics, ShardLabels: shardKeys}
 	if err := ro.SetupWithManager(mgr, *rolloutWorkers); err != nil {
 		log.Error(err, "setting up the Rollout controller")
 		return exitError
@@ -148,4 +179,14 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 		return nil, fmt.Errorf("reading %s: %w", kubeconfig, err)
 	}
 	return cfg, nil
+}
+
+// leaderElectionID names the Lease of a controller, or of a shard: shards elect their
+// leaders apart, so each has one.
+func leaderElectionID(shard string) string {
+	if shard == "" {
+		return "promgate-controller.promgate.io"
+	}
+	sum := sha256.Sum256([]byte(shard))
+	return fmt.Sprintf("promgate-controller-%x.promgate.io", sum[:5])
 }

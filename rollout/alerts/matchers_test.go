@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -86,4 +87,23 @@ func TestMatch(t *testing.T) {
 			assert.Equal(t, tt.want, m.Match(tt.labels))
 		})
 	}
+}
+
+// FuzzParseMatchers parses any matcher text: a bad one is a field error naming the
+// matcher, a good one matches a label set without panicking.
+func FuzzParseMatchers(f *testing.F) {
+	for _, s := range []string{`alertname="HighErrorRate"`, `severity=~"crit.*"`, `a!="b"`, `a!~"("`, `{a="b"}`, `a="b"} or {c="d"`, `"x"`, `__name__="up"`, ``, `a="b",c="d"`} {
+		f.Add(s, "HighErrorRate")
+	}
+	f.Fuzz(func(t *testing.T, text, value string) {
+		sets, err := ParseMatchers([]v1alpha1.AlertMatcherSet{{Matchers: []string{text}}}, field.NewPath("spec", "abortOn", "alerts"))
+		if err != nil {
+			fe, ok := errors.AsType[*field.Error](err)
+			require.True(t, ok, "%v is not a field error", err)
+			assert.Equal(t, "spec.abortOn.alerts[0].matchers[0]", fe.Field)
+			return
+		}
+		require.Len(t, sets, 1)
+		sets.Match(map[string]string{"alertname": value})
+	})
 }

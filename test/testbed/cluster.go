@@ -218,6 +218,9 @@ func startCluster(t testing.TB, cp *ControlPlane) (*Cluster, error) {
 			"--authentication-kubeconfig=" + cp.Kubeconfig,
 			"--authorization-kubeconfig=" + cp.Kubeconfig,
 			"--controllers=*",
+			// The defaults (20/s) take minutes to create a thousand Deployments' pods; a
+			// cluster this size in production raises them too.
+			"--kube-api-qps=200", "--kube-api-burst=400",
 			"--leader-elect=false",
 			"--use-service-account-credentials=false",
 			"--bind-address=127.0.0.1",
@@ -239,6 +242,7 @@ func startCluster(t testing.TB, cp *ControlPlane) (*Cluster, error) {
 			"--kubeconfig=" + cp.Kubeconfig,
 			"--authentication-kubeconfig=" + cp.Kubeconfig,
 			"--authorization-kubeconfig=" + cp.Kubeconfig,
+			"--kube-api-qps=200", "--kube-api-burst=400",
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(port),

@@ -54,9 +54,9 @@ func FuzzParseWindow(f *testing.F) {
 	})
 }
 
-// FuzzStepArithmetic checks the split of any step on any size: every pod counted once,
-// the new version within the workload, a surge the API accepts, and a fixed point of the
-// corrections.
+// FuzzStepArithmetic checks the split and the partition of any step on any size: every
+// pod counted once, the new version within the workload, a surge the API accepts, and a
+// fixed point of the corrections.
 func FuzzStepArithmetic(f *testing.F) {
 	for _, s := range []struct {
 		n     int32
@@ -74,9 +74,13 @@ func FuzzStepArithmetic(f *testing.F) {
 			replicas = intstr.FromString(pct)
 		}
 		sp, err := stepSplit(n, &replicas)
+		partition, want, perr := stepPartition(n, &replicas)
+		require.Equal(t, err == nil, perr == nil, "both or neither refuse %v", replicas)
 		if err != nil {
 			return
 		}
+		assert.Equal(t, n, partition+want, "every StatefulSet pod on one side of the partition")
+		assert.GreaterOrEqual(t, partition, int32(0))
 		assert.Equal(t, n, sp.stable, "the stable version keeps every pod")
 		assert.LessOrEqual(t, sp.want, n)
 		assert.LessOrEqual(t, sp.canary, max(n, 0))

@@ -172,6 +172,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	var (
 		fe    *field.Error
 		stale *staleError
+		taken *takenError
 		nr    *traffic.NotReadyError
 	)
 	switch {
@@ -187,6 +188,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		res, err = reconcile.Result{RequeueAfter: after}, nil
 	case errors.As(err, &stale):
 		logf.FromContext(ctx).V(1).Info("the cached Rollout is stale; deciding again from the newer one", "reason", err.Error())
+		return reconcile.Result{RequeueAfter: staleRetry}, nil
+	case errors.As(err, &taken):
+		logf.FromContext(ctx).Info("another Rollout took the workload over; deciding again from a view that shows it", "reason", err.Error())
 		return reconcile.Result{RequeueAfter: staleRetry}, nil
 	case errors.As(err, &nr):
 		// A wait the step machine did not expect (a jump, a restore): nothing of this

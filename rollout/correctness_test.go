@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"testing"
@@ -8,8 +9,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 )
@@ -127,4 +131,56 @@ func TestRunsCarryTheShardLabels(t *testing.T) {
 	assert.Equal(t, map[string]string{
 		runLabel: "web", "promgate.io/analysis": "step", "promgate.io/revision": green, "promgate.io/shard": "a",
 	}, s.runLabels("step"))
+}
+
+// Of two Rollouts on one Deployment, the one that took it over keeps it, even when the
+// other was created in the same second with a name that sorts first (creation times have
+// whole seconds, so age alone cannot tell them apart); and a reconcile whose cached
+// Deployment predates the takeover writes nothing.
+func TestTheRolloutThatTookTheDeploymentKeepsIt(t *testing.T) {
+	d := fakeDeployment(5, blue)
+	web := fakeRollout(threeSteps(time.Second), v1alpha1.RolloutStatus{Phase: v1alpha1.RolloutPhaseHealthy, StableRevision: blue})
+	created := metav1.NewTime(time.Date(2026, 12, 1, 2, 0, 10, 0, time.UTC))
+	web.CreationTimestamp = created
+	another := fakeRollout(threeSteps(time.Second), v1alpha1.RolloutStatus{})
+	another.Name, another.UID, another.CreationTimestamp = "another", "another-uid", created
+	reconcileAnother := func(k *fakeCluster) reconcile.Result {
+		t.Helper()
+		res, err := k.r.Reconcile(context.Background(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(another)})
+		require.NoError(t, err)
+		return res
+	}
+
+	t.Run("refused", func(t *testing.T) {
+		k := newFakeCluster(t, d, fakeReplicaSet(d, blue, 5, 1), web, another)
+		reconcileAnother(k)
+		var ro v1alpha1.Rollout
+		require.NoError(t, k.api.Get(context.Background(), client.ObjectKeyFromObject(another), &ro))
+		cond := apimeta.FindStatusCondition(ro.Status.Conditions, ConditionValid)
+		require.NotNil(t, cond)
+		assert.Equal(t, metav1.ConditionFalse, cond.Status)
+		assert.Contains(t, cond.Message, `spec.workloadRef.name: Invalid value: "web": Deployment "web" is already released by Rollout "web"`)
+		assert.Equal(t, "web", k.deployment().Annotations[managedByAnnotation])
+	})
+
+	t.Run("stale cache", func(t *testing.T) {
+		k := newFakeCluster(t, d, fakeReplicaSet(d, blue, 5, 1), web, another)
+		unadopted := fakeDeployment(5, blue)
+		unadopted.Annotations, unadopted.Spec.Paused, unadopted.Spec.Strategy = nil, false, userStrategy()
+		k.cached = func(key client.ObjectKey, obj client.Object) (bool, error) {
+			if dd, ok := obj.(*appsv1.Deployment); ok {
+				unadopted.DeepCopyInto(dd)
+				dd.ResourceVersion = "1"
+				return true, nil
+			}
+			return false, nil
+		}
+		before := k.deployment().ResourceVersion
+		for range 3 {
+			res := reconcileAnother(k)
+			assert.Positive(t, res.RequeueAfter, "it comes back to decide from a fresh view")
+		}
+		assert.Equal(t, "web", k.deployment().Annotations[managedByAnnotation], "the owner keeps its Deployment")
+		assert.Equal(t, before, k.deployment().ResourceVersion, "only the stale view's write was tried, and it conflicted")
+	})
 }

@@ -165,7 +165,8 @@ func (w *deployment) rolledOut() bool           { return rolledOut(w.d) }
 func (w *deployment) held() bool {
 	return !w.d.Spec.Paused && w.d.Spec.MinReadySeconds == holdMinReadySeconds
 }
-func (w *deployment) managed() bool           { return w.d.Annotations[managedByAnnotation] == w.rollout }
+func (w *deployment) managed() bool           { return w.owner() == w.rollout }
+func (w *deployment) owner() string           { return w.d.Annotations[managedByAnnotation] }
 func (w *deployment) scaleTargetKind() string { return "Deployment" }
 
 func (w *deployment) revisionLabel() string { return appsv1.DefaultDeploymentUniqueLabelKey }
@@ -201,7 +202,13 @@ func (w *deployment) runs(rev string) bool {
 }
 
 func (w *deployment) adopt(ctx context.Context) error {
-	_, err := w.update(ctx, func(d *appsv1.Deployment) (bool, error) { return adopt(d, w.rollout) })
+	seen := w.owner()
+	_, err := w.update(ctx, func(d *appsv1.Deployment) (bool, error) {
+		if err := checkOwner(w.describe(), d.Annotations[managedByAnnotation], w.rollout, seen); err != nil {
+			return false, err
+		}
+		return adopt(d, w.rollout)
+	})
 	return err
 }
 

@@ -34,8 +34,14 @@ func (s *state) load(ctx context.Context) error {
 	if err := s.c.List(ctx, &others, client.InNamespace(s.ro.Namespace), client.MatchingFields{workloadIndex: workloadKey(ref.Kind, ref.Name)}); err != nil {
 		return fmt.Errorf("listing Rollouts of %s %s: %w", ref.Kind, ref.Name, err)
 	}
+	// The Rollout that took the workload over keeps it; between Rollouts that have not,
+	// the older does.
+	owner := w.owner()
 	for _, o := range others.Items {
-		if o.Name != s.ro.Name && o.DeletionTimestamp == nil && firstOf(&o, s.ro) {
+		if o.Name == s.ro.Name || o.DeletionTimestamp != nil {
+			continue
+		}
+		if o.Name == owner || (owner != s.ro.Name && firstOf(&o, s.ro)) {
 			return field.Invalid(field.NewPath("spec", "workloadRef", "name"), ref.Name, fmt.Sprintf("%s %q is already released by Rollout %q", ref.Kind, ref.Name, o.Name))
 		}
 	}

@@ -59,7 +59,8 @@ func loadStatefulSet(ctx context.Context, c client.Client, reader client.Reader,
 func (w *statefulSet) describe() string          { return "StatefulSet " + w.s.Name }
 func (w *statefulSet) labels() map[string]string { return w.s.Labels }
 func (w *statefulSet) generation() int64         { return w.s.Generation }
-func (w *statefulSet) managed() bool             { return w.s.Annotations[managedByAnnotation] == w.rollout }
+func (w *statefulSet) managed() bool             { return w.owner() == w.rollout }
+func (w *statefulSet) owner() string             { return w.s.Annotations[managedByAnnotation] }
 func (w *statefulSet) scaleTargetKind() string   { return "StatefulSet" }
 func (w *statefulSet) replicas() int32           { return ptr.Deref(w.s.Spec.Replicas, 1) }
 
@@ -105,7 +106,11 @@ func checkUpdateStrategy(s *appsv1.StatefulSet) error {
 }
 
 func (w *statefulSet) adopt(ctx context.Context) error {
+	seen := w.owner()
 	return w.update(ctx, func(s *appsv1.StatefulSet) (bool, error) {
+		if err := checkOwner(w.describe(), s.Annotations[managedByAnnotation], w.rollout, seen); err != nil {
+			return false, err
+		}
 		changed := s.Annotations[managedByAnnotation] != w.rollout
 		if _, ok := s.Annotations[originalAnnotation]; !ok {
 			raw, err := json.Marshal(originalStatefulSet{UpdateStrategy: *s.Spec.UpdateStrategy.DeepCopy()})

@@ -32,6 +32,8 @@ type workload interface {
 	held() bool
 	// managed says this Rollout took it over; a second Rollout on it never did.
 	managed() bool
+	// owner is the Rollout that took it over, "" when none has.
+	owner() string
 	// scaleTargetKind is the kind an HPA scaling it names.
 	scaleTargetKind() string
 	// adopt saves what a release changes and keeps a new template from rolling out on its
@@ -53,6 +55,26 @@ type workload interface {
 	// each one's revision.
 	pods(ctx context.Context) ([]corev1.Pod, error)
 	revisionLabel() string
+}
+
+// takenError says the API server's copy of the workload names another Rollout than the
+// view the reconcile decided from did: that Rollout took it over since. Nothing is
+// written; the next reconcile, from a view that shows the owner, refuses with a field error.
+type takenError struct {
+	workload, by string
+}
+
+func (e *takenError) Error() string {
+	return fmt.Sprintf("%s was taken over by Rollout %q since this reconcile read it", e.workload, e.by)
+}
+
+// checkOwner refuses to adopt a workload whose fresh copy names owner, unless it is this
+// Rollout or the owner the reconcile's view showed (a Rollout gone without releasing it).
+func checkOwner(workload, owner, rollout, seen string) error {
+	if owner == "" || owner == rollout || owner == seen {
+		return nil
+	}
+	return &takenError{workload: workload, by: owner}
 }
 
 // stepProgress is how far a step's new pods are.

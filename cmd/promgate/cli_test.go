@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -456,4 +458,12 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestVersion(t *testing.T) {
+	out, code := run(t, "version")
+	require.Equal(t, exitSuccessful, code, out)
+	assert.Regexp(t, `^promgate \S+\ncommit \S+\n`+regexp.QuoteMeta(runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH)+`\n$`, out)
+	_, code = run(t, "version", "extra")
+	assert.Equal(t, exitInvalidInput, code)
 }

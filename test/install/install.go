@@ -11,6 +11,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -53,6 +54,12 @@ func Kustomize(ctx context.Context, dir string) ([]*unstructured.Unstructured, e
 // Helm renders charts/promgate as release Release in Namespace, CRDs included, with the
 // extra helm template arguments given (--set, -f).
 func Helm(ctx context.Context, args ...string) ([]*unstructured.Unstructured, error) {
+	return HelmAs(ctx, Release, Namespace, args...)
+}
+
+// HelmAs renders the chart as another release, in another namespace: a second install on
+// one cluster.
+func HelmAs(ctx context.Context, release, namespace string, args ...string) ([]*unstructured.Unstructured, error) {
 	root, err := testbin.RepoRoot()
 	if err != nil {
 		return nil, err
@@ -62,8 +69,8 @@ func Helm(ctx context.Context, args ...string) ([]*unstructured.Unstructured, er
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, helm, append([]string{
-		"template", Release, filepath.Join(root, "charts", "promgate"),
-		"--namespace", Namespace, "--kube-version", KubeVersion, "--include-crds",
+		"template", release, filepath.Join(root, "charts", "promgate"),
+		"--namespace", namespace, "--kube-version", KubeVersion, "--include-crds",
 	}, args...)...)
 	out, err := run(cmd)
 	if err != nil {
@@ -142,4 +149,59 @@ func Controller(objs []*unstructured.Unstructured) (*appsv1.Deployment, *corev1.
 		}
 	}
 	return nil, nil, fmt.Errorf("the Deployment %s has no container %q", d.Name, ControllerContainer)
+}
+
+// ContainerProcess is how a kubelet would start c in a pod named pod in namespace: its
+// flags after the image's entrypoint ("/promgate controller") with $(VAR) references
+// expanded, and its environment resolved from values and the downward API. A command of
+// its own or an environment source the bed cannot resolve is an error, rather than a
+// process that differs from the pod.
+func ContainerProcess(c *corev1.Container, namespace, pod string) (args, env []string, err error) {
+	if len(c.Command) > 0 {
+		return nil, nil, fmt.Errorf("container %s overrides the image's entrypoint with %q", c.Name, c.Command)
+	}
+	fields := map[string]string{"metadata.namespace": namespace, "metadata.name": pod}
+	vars := map[string]string{}
+	for _, e := range c.Env {
+		v := expand(e.Value, vars)
+		if e.ValueFrom != nil {
+			ref := e.ValueFrom.FieldRef
+			if ref == nil || fields[ref.FieldPath] == "" {
+				return nil, nil, fmt.Errorf("container %s: env %s comes from a source the bed cannot resolve", c.Name, e.Name)
+			}
+			v = fields[ref.FieldPath]
+		}
+		vars[e.Name] = v
+		env = append(env, e.Name+"="+v)
+	}
+	for _, a := range c.Args {
+		args = append(args, expand(a, vars))
+	}
+	return args, env, nil
+}
+
+// expand replaces $(NAME) by the variable's value as the kubelet does: $$ is a literal $,
+// and a reference to an undefined variable is left as it is.
+func expand(s string, vars map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '$' && i+1 < len(s) {
+			switch s[i+1] {
+			case '$':
+				b.WriteByte('$')
+				i++
+				continue
+			case '(':
+				if end := strings.IndexByte(s[i+2:], ')'); end >= 0 {
+					if v, ok := vars[s[i+2:i+2+end]]; ok {
+						b.WriteString(v)
+						i += end + 2
+						continue
+					}
+				}
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

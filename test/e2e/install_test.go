@@ -105,12 +105,21 @@ func TestInstall(t *testing.T) {
 		}
 		require.NoError(t, fixtures.Apply(ctx, c.Client, samples))
 
-		// promgate-system enforces the restricted Pod Security Standard: the ReplicaSet's
-		// pods are admitted only if the pod template meets it.
+		// promgate-system enforces the restricted Pod Security Standard (a privileged pod is
+		// refused there), and the ReplicaSet's pods are admitted: the pod template meets it.
+		privileged := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "privileged", Namespace: install.Namespace},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "c", Image: "busybox", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+			}}},
+		}
+		err = c.Client.Create(ctx, privileged, client.DryRunAll)
+		require.True(t, apierrors.IsForbidden(err), "a privileged pod is refused: %v", err)
+		assert.Contains(t, err.Error(), `violates PodSecurity "restricted`)
 		require.Eventually(t, func() bool {
 			var pods corev1.PodList
-			require.NoError(t, c.Client.List(ctx, &pods, client.InNamespace(install.Namespace), client.MatchingLabels{"app.kubernetes.io/name": "promgate"}))
-			return len(pods.Items) == 2
+			err := c.Client.List(ctx, &pods, client.InNamespace(install.Namespace), client.MatchingLabels{"app.kubernetes.io/name": "promgate"})
+			return err == nil && len(pods.Items) == 2
 		}, time.Minute, 200*time.Millisecond, "the Deployment's two pods pass the restricted Pod Security Standard")
 	})
 

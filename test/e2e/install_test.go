@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ import (
 	"github.com/promgate/promgate/test/fixtures"
 	"github.com/promgate/promgate/test/install"
 	"github.com/promgate/promgate/test/testbed"
+	"github.com/promgate/promgate/test/testbin"
 )
 
 // installSteps is the release every install test walks: a measured 20% canary, a pause for
@@ -91,6 +93,11 @@ func TestInstall(t *testing.T) {
 	in := fixtures.InstallRendering(t, c, kobjs)
 
 	t.Run("both renderings and the optional parts are accepted by server-side apply", func(t *testing.T) {
+		// The README's command, as it is, over the install: the client-side apply works too.
+		root, err := testbin.RepoRoot()
+		require.NoError(t, err)
+		out, err := exec.Command(c.Kubectl, "--kubeconfig", c.Kubeconfig, "apply", "-k", filepath.Join(root, "config", "default")).CombinedOutput()
+		require.NoError(t, err, "kubectl apply -k config/default: %s", out)
 		hobjs, err := install.HelmAs(ctx, "promgate-helm", "promgate-helm", "--set", "dashboards.enabled=true")
 		require.NoError(t, err)
 		fixtures.InstallRendering(t, c, hobjs)

@@ -40,7 +40,7 @@ func Kustomize(ctx context.Context, dir string) ([]*unstructured.Unstructured, e
 	if err != nil {
 		return nil, err
 	}
-	kubectl, err := testbin.Path(ctx, "kubectl", nil)
+	kubectl, err := tool("kubectl")
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func HelmAs(ctx context.Context, release, namespace string, args ...string) ([]*
 	if err != nil {
 		return nil, err
 	}
-	helm, err := testbin.Path(ctx, "helm", nil)
+	helm, err := tool("helm")
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +77,12 @@ func HelmAs(ctx context.Context, release, namespace string, args ...string) ([]*
 		return nil, fmt.Errorf("helm template: %w", err)
 	}
 	return Decode(out)
+}
+
+// tool is a binary of the test bed's tools. A first build takes minutes (make testbin does
+// it ahead); it is bounded by the test's timeout, not by a render's context.
+func tool(name string) (string, error) {
+	return testbin.Path(context.Background(), name, nil)
 }
 
 // run returns the command's standard output, or an error carrying its standard error.

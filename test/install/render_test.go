@@ -312,7 +312,7 @@ func TestHelmSchemaRejectsBadValues(t *testing.T) {
 func TestControllerRoleIsGenerated(t *testing.T) {
 	root, err := testbin.RepoRoot()
 	require.NoError(t, err)
-	gen, err := testbin.Path(ctx(t), "controller-gen", nil)
+	gen, err := tool("controller-gen")
 	require.NoError(t, err)
 	out := t.TempDir()
 	cmd := exec.CommandContext(ctx(t), gen, "rbac:roleName=promgate-controller", "paths=./analysis/...", "paths=./rollout/...", "paths=./cmd/...", "output:rbac:artifacts:config="+out)

@@ -8,14 +8,23 @@ PKGS    := ./...
 E2E_PKGS  := ./test/e2e/... ./test/demo
 UNIT_PKGS := $(shell $(GO) list ./... | grep -v -e /test/e2e -e /test/demo)
 
-.PHONY: all build generate test lint unit e2e testbin bench demo fuzz clean
+# make image stamps what git says of the checkout; override any of them.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit's time dates the image and its files, so one commit gives one image digest.
+CREATED   ?= $(shell git log -1 --format=%cI 2>/dev/null)
+PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE     ?= $(BIN)/promgate-image.tar
+
+.PHONY: all build generate test lint unit e2e testbin bench demo fuzz image clean
 
 all: build
 
 build:
 	$(GO) build $(PKGS)
 
-## generate: deepcopy and CRDs with the pinned controller-gen (test/tools/controller-gen).
+## generate: deepcopy, CRDs and the controller's ClusterRole with the pinned controller-gen
+## (test/tools/controller-gen), then their copies in the Helm chart (a test keeps them equal).
 ## Floats are allowed: the judge's effect sizes and scores are decimals (1.2, 99.5), as
 ## Kayenta has them, and a quoted string or a Quantity would refuse `allowedIncrease: 1.2`.
 generate:
@@ -23,6 +32,13 @@ generate:
 	$(BIN)/controller-gen object paths=./api/...
 	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(BIN)/controller-gen rbac:roleName=promgate-controller paths=./analysis/... paths=./rollout/... paths=./cmd/... output:rbac:artifacts:config=config/rbac
+	rm -f charts/promgate/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/promgate/crds/
+	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml config/prometheus/prometheusrule.yaml config/grafana/promgate.json charts/promgate/files/
+
+## image: the OCI image archive ($(IMAGE)) for $(PLATFORMS), with no Docker daemon.
+image:
+	$(GO) run ./build/image -o $(IMAGE) -platforms $(PLATFORMS) -version $(VERSION) -commit $(COMMIT) $(if $(CREATED),-created $(CREATED))
 
 ## testbin: build the test bed's binaries into the tool cache (once per version).
 testbin:

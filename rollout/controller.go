@@ -154,6 +154,9 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var ro v1alpha1.Rollout
 	if err := r.Client.Get(ctx, req.NamespacedName, &ro); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.forget(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if ro.DeletionTimestamp != nil {
@@ -205,6 +208,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if werr := r.writeStatus(ctx, &ro, before); werr != nil {
 		return requeueOnConflict(werr, "writing status")
 	}
+	r.Metrics.observe(&ro)
 	s.flush()
 	// Only a report already in status is sent, so a write lost to a conflict never sends
 	// one that was computed from a stale Rollout.

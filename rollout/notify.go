@@ -51,6 +51,7 @@ func (s *state) notify(ctx context.Context) (reconcile.Result, error) {
 			err = post(ctx, target, s.ro, rep)
 		}
 	}
+	s.r.Metrics.notified(s.ro, err)
 	saved := s.ro.DeepCopy()
 	next := s.ro.Status.Report
 	res := reconcile.Result{}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -536,4 +538,12 @@ func TestShardsElectTheirLeadersApart(t *testing.T) {
 	assert.NotEqual(t, a, b)
 	assert.Equal(t, a, leaderElectionID("promgate.io/shard=a"), "the same shard, the same Lease, across restarts")
 	assert.Regexp(t, `^promgate-controller-[0-9a-f]{10}\.promgate\.io$`, a)
+}
+
+func TestVersion(t *testing.T) {
+	out, code := run(t, "version")
+	require.Equal(t, exitSuccessful, code, out)
+	assert.Regexp(t, `^promgate \S+\ncommit \S+\n`+regexp.QuoteMeta(runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH)+`\n$`, out)
+	_, code = run(t, "version", "extra")
+	assert.Equal(t, exitInvalidInput, code)
 }

@@ -1,37 +1,54 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	"os"
 	"strings"
+	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/config/rbac"
 	"github.com/promgate/promgate/providers/shared"
 	"github.com/promgate/promgate/rollout"
 	"github.com/promgate/promgate/rollout/alerts"
 )
 
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
-
 // alertWebhookPath is where Alertmanager's webhook_configs url points.
 const alertWebhookPath = "/alertmanager"
+
+// cacheSyncWait is how long a controller waits for its informers: without end, so that a
+// missing RBAC rule or a CRD installed late leaves the leader unready and saying why,
+// then working once it is fixed, rather than exiting after controller-runtime's default
+// 2 minutes and crash-looping.
+const cacheSyncWait time.Duration = 1<<63 - 1
+
+// inClusterNamespace is where a pod learns its namespace.
+const inClusterNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 func runController(args []string) int {
 	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
@@ -41,6 +58,9 @@ func runController(args []string) int {
 		probeAddr      = fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 		leaderElect    = fs.Bool("leader-elect", false, "elect a leader so only one replica acts")
 		leaderNS       = fs.String("leader-election-namespace", "", "namespace of the leader election lease; default: the pod's")
+		leaseDuration  = fs.Duration("leader-election-lease-duration", 15*time.Second, "how long a standby waits before it takes over a lease its leader stopped renewing")
+		renewDeadline  = fs.Duration("leader-election-renew-deadline", 10*time.Second, "how long the leader retries renewing before it gives the lease up")
+		retryPeriod    = fs.Duration("leader-election-retry-period", 2*time.Second, "how often leader election clients act")
 		prometheusAddr = fs.String("prometheus-address", "", "Prometheus used by metrics that name no address")
 		qps            = fs.Float64("kube-api-qps", 300, "API requests per second: every measurement is a status write, 1,000 runs at 10 s need 100/s")
 		burst          = fs.Int("kube-api-burst", 600, "API request burst")
@@ -60,6 +80,8 @@ func runController(args []string) int {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
 	log := ctrl.Log.WithName("setup")
+	v := currentVersion()
+	log.Info("promgate", "version", v.Version, "commit", v.Commit, "go", v.GoVersion)
 
 	cfg, err := restConfig(*kubeconfig)
 	if err != nil {
@@ -112,8 +134,16 @@ func runController(args []string) int {
 		LeaderElection:          *leaderElect,
 		LeaderElectionID:        *leaderID,
 		LeaderElectionNamespace: *leaderNS,
-		PprofBindAddress:        *pprofAddr,
-		Cache:                   cacheOpts,
+		LeaseDuration:           leaseDuration,
+		RenewDeadline:           renewDeadline,
+		RetryPeriod:             retryPeriod,
+		// The process exits as soon as the manager stops, so a leader stopped gracefully
+		// (a rolling update, a drained node) hands the lease over at once instead of making
+		// its successor wait out the lease.
+		LeaderElectionReleaseOnCancel: true,
+		PprofBindAddress:              *pprofAddr,
+		Cache:                         cacheOpts,
+		Controller:                    config.Controller{CacheSyncTimeout: cacheSyncWait},
 	})
 	if err != nil {
 		log.Error(err, "creating manager")
@@ -158,8 +188,8 @@ func runController(args []string) int {
 		log.Error(err, "adding health check")
 		return exitError
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		log.Error(err, "adding ready check")
+	if err := addReadyChecks(mgr, *leaderElect, *leaderNS); err != nil {
+		log.Error(err, "adding ready checks")
 		return exitError
 	}
 	log.Info("starting manager", "prometheusAddress", *prometheusAddr, "analysisWorkers", *workers)
@@ -168,6 +198,57 @@ func runController(args []string) int {
 		return exitError
 	}
 	return exitSuccessful
+}
+
+// addReadyChecks makes /readyz say whether the controller can work: it holds every RBAC
+// permission it needs, and its informers have synced.
+func addReadyChecks(mgr manager.Manager, leaderElect bool, leaderNS string) error {
+	clusterRules, err := rbac.ControllerRules()
+	if err != nil {
+		return err
+	}
+	var leaseRules []rbacv1.PolicyRule
+	leaseNS := ""
+	if leaderElect {
+		if leaseRules, err = rbac.LeaderElectionRules(); err != nil {
+			return err
+		}
+		leaseNS = leaderNS
+		if leaseNS == "" {
+			// The manager found it the same way, or it would not have been created.
+			b, err := os.ReadFile(inClusterNamespace)
+			if err != nil {
+				return fmt.Errorf("finding the leader election namespace: %w", err)
+			}
+			leaseNS = strings.TrimSpace(string(b))
+		}
+	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("creating the access review client: %w", err)
+	}
+	acc := newAccess(cs, ctrl.Log.WithName("rbac"), clusterRules, leaseRules, leaseNS)
+	if err := mgr.Add(acc); err != nil {
+		return fmt.Errorf("adding the RBAC check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("rbac", acc.Ready); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("informers", informersSynced(mgr.GetCache()))
+}
+
+// informersSynced fails while an informer the controller started has not synced: a
+// leader that cannot list what it watches does nothing, and must not look ready.
+func informersSynced(c cache.Cache) healthz.Checker {
+	return func(r *http.Request) error {
+		// Long enough for the immediate look when all are synced, short for a probe.
+		ctx, cancel := context.WithTimeout(r.Context(), 50*time.Millisecond)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return errors.New("informer caches have not synced")
+		}
+		return nil
+	}
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -5,6 +5,7 @@
 //	                                 the Alertmanager webhook receiver when enabled
 //	promgate analyze -f FILE ...     run a template against a Prometheus, no cluster needed
 //	promgate lint -f FILE...         validate templates
+//	promgate version                 print the version, commit and Go version
 package main
 
 import (
@@ -34,6 +35,8 @@ func main() {
 		os.Exit(runAnalyze(args))
 	case "lint":
 		os.Exit(runLint(args))
+	case "version":
+		os.Exit(runVersion(args))
 	case "-h", "--help", "help":
 		usage()
 	default:
@@ -53,6 +56,7 @@ commands:
   analyze      run an AnalysisTemplate against a Prometheus with no cluster; the exit code
                is the verdict: 0 Successful, 1 Failed, 2 Inconclusive, 3 Error, 4 invalid input
   lint         validate AnalysisTemplate files (multi-document YAML); non-zero on problems
+  version      print the version, commit and Go version of this build
 
 Run "promgate <command> -h" for the command's flags.
 `)

@@ -18,9 +18,11 @@ import (
 
 // Process is one binary the bed runs, with its output in a log file.
 type Process struct {
-	Name    string
-	Path    string
-	Args    []string
+	Name string
+	Path string
+	Args []string
+	// Env is added to the test process's environment.
+	Env     []string
 	LogPath string
 
 	mu   sync.Mutex
@@ -43,6 +45,9 @@ func (p *Process) Start() error {
 	}
 	fmt.Fprintf(logFile, "=== %s %s %s\n", time.Now().Format(time.RFC3339), p.Path, strings.Join(p.Args, " "))
 	cmd := exec.Command(p.Path, p.Args...)
+	if len(p.Env) > 0 {
+		cmd.Env = append(os.Environ(), p.Env...)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,6 +77,10 @@ type Promgate struct {
 	*Process
 	// MetricsURL serves the controller's /metrics.
 	MetricsURL string
+	// ProbeURL serves /healthz and /readyz, e.g. http://127.0.0.1:40123.
+	ProbeURL string
+	// Webhook is the alert webhook's host:port, when the flags enable it.
+	Webhook string
 }
 
 // controllerUser is who the controller runs as: bound to config/rbac/role.yaml and nothing
@@ -93,24 +98,119 @@ func StartPromgate(t testing.TB, cp *ControlPlane, extra ...string) *Promgate {
 	if err != nil {
 		t.Fatalf("granting the controller its role: %v", err)
 	}
-	metricsPort, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
+	return StartPromgateAs(t, cp, PromgateOptions{Kubeconfig: kubeconfig, Args: extra})
+}
+
+// PromgateOptions says who a controller process runs as and with what flags.
+type PromgateOptions struct {
+	// Name names the process and its log, for several controllers on one bed; default
+	// "promgate".
+	Name string
+	// Kubeconfig is what the controller authenticates with, given as $KUBECONFIG, where a
+	// pod finds its in-cluster configuration: the flags stay the ones a manifest passes.
+	Kubeconfig string
+	// Args are the flags after "controller". A bind address on every interface (":8080",
+	// as a Deployment passes it) becomes a free loopback port, so replicas and beds
+	// sharing the machine do not clash; an address with a host is kept. The metrics and
+	// probe addresses are added when Args do not set them.
+	Args []string
+	// Env is added to the controller's environment.
+	Env []string
+	// Unready waits only for /healthz: the test expects the controller not to be ready.
+	Unready bool
+}
+
+// bindFlags are the controller's listening addresses StartPromgateAs places on loopback.
+const (
+	metricsFlag = "--metrics-bind-address"
+	probeFlag   = "--health-probe-bind-address"
+	webhookFlag = "--alert-webhook-bind-address"
+)
+
+// StartPromgateAs runs `promgate controller` as opts say and waits until /readyz answers
+// (/healthz with opts.Unready); it stops with the test.
+func StartPromgateAs(t testing.TB, cp *ControlPlane, opts PromgateOptions) *Promgate {
+	t.Helper()
+	ctx, cancel := startContext()
+	defer cancel()
+	name := opts.Name
+	if name == "" {
+		name = "promgate"
 	}
-	p := &Promgate{Process: &Process{Name: "promgate", Path: PromgateBinary(t), LogPath: filepath.Join(cp.LogDir, "promgate.log")}}
+	p := &Promgate{Process: &Process{
+		Name: name, Path: PromgateBinary(t), LogPath: filepath.Join(cp.LogDir, name+".log"),
+		Env: append([]string{"KUBECONFIG=" + opts.Kubeconfig}, opts.Env...),
+	}}
+	var addrs map[string]string
+	var argErr error
 	if _, err := startListening(ctx, p.Process, func(port int) []string {
-		return append([]string{
-			"controller",
-			"--kubeconfig=" + kubeconfig,
-			"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(metricsPort),
-			"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(port),
-		}, extra...)
-	}, func(port int) error { return httpOK(fmt.Sprintf("http://127.0.0.1:%d/readyz", port)) }); err != nil {
-		t.Fatalf("starting promgate: %v", err)
+		var args []string
+		args, addrs, argErr = loopbackArgs(opts.Args, port)
+		return append([]string{"controller"}, args...)
+	}, func(int) error {
+		if argErr != nil {
+			return argErr
+		}
+		check := "/readyz"
+		if opts.Unready {
+			check = "/healthz"
+		}
+		return httpOK("http://" + addrs[probeFlag] + check)
+	}); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
 	}
-	p.MetricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	p.MetricsURL = "http://" + addrs[metricsFlag] + "/metrics"
+	p.ProbeURL = "http://" + addrs[probeFlag]
+	p.Webhook = addrs[webhookFlag]
 	t.Cleanup(p.Stop)
 	return p
+}
+
+// Restart starts a stopped (or killed) controller again with the same flags and ports and
+// waits until it is ready.
+func (p *Promgate) Restart(ctx context.Context) error {
+	if err := p.Start(); err != nil {
+		return err
+	}
+	return waitReady(ctx, p.Process, func() error { return httpOK(p.ProbeURL + "/readyz") })
+}
+
+// loopbackArgs rewrites args as StartPromgateAs documents, the probe on probePort, and
+// returns them with the address each listening flag ends up with.
+func loopbackArgs(args []string, probePort int) ([]string, map[string]string, error) {
+	addrs := map[string]string{}
+	out := make([]string, 0, len(args)+2)
+	for _, a := range args {
+		flag, value, ok := strings.Cut(a, "=")
+		if !ok || (flag != metricsFlag && flag != probeFlag && flag != webhookFlag) {
+			out = append(out, a)
+			continue
+		}
+		if strings.HasPrefix(value, ":") {
+			value = "127.0.0.1:0"
+		}
+		addrs[flag] = value
+	}
+	if _, ok := addrs[metricsFlag]; !ok {
+		addrs[metricsFlag] = "127.0.0.1:0"
+	}
+	addrs[probeFlag] = "127.0.0.1:" + strconv.Itoa(probePort)
+	for _, flag := range []string{metricsFlag, probeFlag, webhookFlag} {
+		v, ok := addrs[flag]
+		if !ok {
+			continue
+		}
+		if v == "127.0.0.1:0" {
+			port, err := FreePort()
+			if err != nil {
+				return nil, nil, err
+			}
+			v = "127.0.0.1:" + strconv.Itoa(port)
+			addrs[flag] = v
+		}
+		out = append(out, flag+"="+v)
+	}
+	return out, addrs, nil
 }
 
 func bindControllerRole(ctx context.Context, cp *ControlPlane) (string, error) {

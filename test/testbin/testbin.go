@@ -1,5 +1,5 @@
 // Package testbin builds the test bed's third-party binaries (etcd, the Kubernetes control
-// plane, kwok, Prometheus, Alertmanager, controller-gen) from the Go module proxy, pinned by
+// plane, kwok, Prometheus, Alertmanager, controller-gen, helm) from the Go module proxy, pinned by
 // the tools modules under test/tools, into a cache keyed by version so a second run builds
 // nothing.
 package testbin
@@ -41,6 +41,9 @@ type Tool struct {
 
 const k8sVersion = "v1.36.3"
 
+// helmVersion is the helm.sh/helm/v3 version test/tools/helm pins, stamped into the binary.
+const helmVersion = "v3.22.0"
+
 // gcFlags leaves out the debug information nobody reads in a test bed binary (the linker
 // strips it anyway with -s -w): compiling every package without it makes a first build
 // about an eighth faster.
@@ -75,6 +78,15 @@ var Tools = []Tool{
 	{Name: "alertmanager", Dir: bedModule, Module: "github.com/prometheus/alertmanager", Binaries: map[string]string{"alertmanager": "github.com/prometheus/alertmanager/cmd/alertmanager"}},
 	// controller-gen needs newer Kubernetes libraries than the bed's servers: its own module.
 	{Name: "controller-gen", Dir: "controller-gen", Module: "sigs.k8s.io/controller-tools", Binaries: map[string]string{"controller-gen": "sigs.k8s.io/controller-tools/cmd/controller-gen"}},
+	// helm renders the chart in the install tests; its own module keeps its Kubernetes
+	// libraries (v0.37) out of promgate's go.mod. Without the version stamps it reports
+	// v1.20 as the cluster's version and refuses a chart that needs more.
+	{
+		Name: "helm", Dir: "helm", Module: "helm.sh/helm/v3", Binaries: map[string]string{"helm": "helm.sh/helm/v3/cmd/helm"},
+		LDFlags: "-X helm.sh/helm/v3/internal/version.version=" + helmVersion +
+			" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37" +
+			" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37",
+	},
 }
 
 // EnvVar names the variable that points at an existing binary instead of building one,

@@ -21,7 +21,7 @@ import (
 	// packages' init, as in the controller binary, and promgate's, registered below by the
 	// constructors the controller calls.
 	"github.com/promgate/promgate/analysis"
-	"github.com/promgate/promgate/metricsq"
+	"github.com/promgate/promgate/providers/shared"
 	"github.com/promgate/promgate/rollout"
 	_ "sigs.k8s.io/controller-runtime/pkg/controller"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -41,10 +41,12 @@ func servedMetrics(t *testing.T) func(name string) bool {
 	registerOnce.Do(func() {
 		_, err := analysis.NewMetrics(ctrlmetrics.Registry)
 		require.NoError(t, err)
-		_, err = metricsq.NewExecutor(ctrlmetrics.Registry, metricsq.ExecutorOptions{})
+		_, err = shared.NewExecutor(ctrlmetrics.Registry, shared.Options{})
 		require.NoError(t, err)
 		_, err = rollout.NewMetrics(ctrlmetrics.Registry)
 		require.NoError(t, err)
+		// Registered only: the probe below never gathers, so no cache is read.
+		require.NoError(t, rollout.RegisterRolloutCount(ctrlmetrics.Registry, nil, ""))
 	})
 	family := func(name string) bool {
 		p := probe{prometheus.NewDesc(name, "install test probe of "+name, nil, nil)}
@@ -195,10 +197,11 @@ func TestPromQLUsesServedMetrics(t *testing.T) {
 	own := &recorder{}
 	_, err := analysis.NewMetrics(own)
 	require.NoError(t, err)
-	_, err = metricsq.NewExecutor(own, metricsq.ExecutorOptions{})
+	_, err = shared.NewExecutor(own, shared.Options{})
 	require.NoError(t, err)
 	_, err = rollout.NewMetrics(own)
 	require.NoError(t, err)
+	require.NoError(t, rollout.RegisterRolloutCount(own, nil, ""))
 	require.NotEmpty(t, own.names)
 	for _, name := range own.names {
 		assert.True(t, shown[name] || shown[name+"_bucket"] || shown[name+"_count"], "the dashboard shows no panel of %s", name)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
-	"github.com/promgate/promgate/metricsq"
+	"github.com/promgate/promgate/providers/shared"
 )
 
 // TestSamples: config/samples holds the seeds' four scenarios as complete releases: every
@@ -17,10 +17,9 @@ import (
 // templates pass the checks a run makes before it starts (PromQL, conditions, args).
 func TestSamples(t *testing.T) {
 	objs := kustomize(t, "config/samples")
-	exec, err := metricsq.NewExecutor(nil, metricsq.ExecutorOptions{})
+	exec, err := shared.NewExecutor(nil, shared.Options{})
 	require.NoError(t, err)
-	engine, err := analysis.NewEngine(exec, "http://prometheus.example:9090")
-	require.NoError(t, err)
+	engine := analysis.NewEngine(exec, "http://prometheus.example:9090")
 	templates := map[string]bool{}
 	for _, o := range objs {
 		if o.GetKind() != "AnalysisTemplate" {

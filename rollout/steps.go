@@ -183,7 +183,7 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 			}
 			s.enter(st.CurrentStepIndex, v1alpha1.StepTrafficRouting)
 		case v1alpha1.StepTrafficRouting:
-			weight, err := trafficAt(steps, st.CurrentStepIndex)
+			weight, err := TrafficAt(steps, st.CurrentStepIndex)
 			if err != nil {
 				return reconcile.Result{}, err
 			}
@@ -343,8 +343,9 @@ func pauseOf(step v1alpha1.RolloutStep) time.Duration {
 	return step.Pause.Duration.Duration
 }
 
-// trafficAt is the step's traffic, or the last one set before it (0% at first).
-func trafficAt(steps []v1alpha1.RolloutStep, step int32) (int32, error) {
+// TrafficAt is the share of traffic step (1-based) gives the new version: its own, or the
+// last one set before it, 0% at first.
+func TrafficAt(steps []v1alpha1.RolloutStep, step int32) (int32, error) {
 	for i := step - 1; i >= 0; i-- {
 		if t := steps[i].Traffic; t != nil {
 			return v1alpha1.ParsePercent(*t)

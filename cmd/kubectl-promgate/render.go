@@ -302,20 +302,28 @@ func roleOf(r revision, st v1alpha1.RolloutStatus) string {
 	return ""
 }
 
-// imageLines are the images of the stable and canary revisions, tagged.
+// imageLines are the images of the canary and stable revisions, each tagged with the
+// revisions that run it.
 func imageLines(revs []revision, st v1alpha1.RolloutStatus) []string {
-	var out []string
+	var order []string
+	roles := map[string][]string{}
 	for _, r := range revs {
 		role := roleOf(r, st)
 		if role == "" {
 			continue
 		}
 		for _, img := range r.images {
-			line := img + " (" + role + ")"
-			if !slices.Contains(out, line) {
-				out = append(out, line)
+			if _, ok := roles[img]; !ok {
+				order = append(order, img)
+			}
+			if !slices.Contains(roles[img], role) {
+				roles[img] = append(roles[img], role)
 			}
 		}
+	}
+	out := make([]string, len(order))
+	for i, img := range order {
+		out[i] = img + " (" + strings.Join(roles[img], ", ") + ")"
 	}
 	return out
 }
@@ -411,9 +419,8 @@ func dash(s string) string {
 // trafficLine is the split the step asks for and the one each routing gives now.
 func trafficLine(v *view) string {
 	desired, ok := desiredTraffic(v.ro)
-	want := "-"
-	if ok {
-		want = fmt.Sprintf("%d%%", desired)
+	if !ok {
+		return "no release in progress"
 	}
 	var live []string
 	for _, r := range v.routes {
@@ -428,7 +435,7 @@ func trafficLine(v *view) string {
 		live = append(live, s)
 	}
 	if len(live) == 0 {
-		return fmt.Sprintf("desired %s to the new version, no traffic routing", want)
+		return fmt.Sprintf("desired %d%% to the new version, no traffic routing", desired)
 	}
-	return fmt.Sprintf("desired %s to the new version, actual %s", want, strings.Join(live, "; "))
+	return fmt.Sprintf("desired %d%% to the new version, actual %s", desired, strings.Join(live, "; "))
 }

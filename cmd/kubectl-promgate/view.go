@@ -234,7 +234,7 @@ func alertLine(ro *v1alpha1.Rollout) string {
 		return fmt.Sprintf("%s firing (%s), aborting", a.AlertName, a.Source)
 	}
 	if st.Phase == v1alpha1.RolloutPhaseAborted && st.Report != nil && st.Report.DecidedBy == v1alpha1.DecidedByAlert {
-		return st.AbortReason
+		return strings.TrimPrefix(st.AbortReason, "alert ")
 	}
 	return ""
 }

@@ -324,7 +324,9 @@ func TestStepMachine(t *testing.T) {
 			machine{status: v1alpha1.RolloutStatus{Phase: v1alpha1.RolloutPhaseHealthy, StableRevision: blue}, template: green, blueRS: 5, greenRS: -1, deployment: adopted,
 				edit: paused},
 			outcome{phase: v1alpha1.RolloutPhasePaused, step: 1, state: v1alpha1.StepUpgrade, message: "held by a human (spec.paused)",
-				check: func(t *testing.T, k *fakeCluster) { assert.True(t, k.deployment().Spec.Paused, "the Deployment still waits") }},
+				check: func(t *testing.T, k *fakeCluster) {
+					assert.True(t, k.deployment().Spec.Paused, "the Deployment still waits")
+				}},
 		},
 		"held: a Successful run records its verdict and stays": {
 			readyUpgrade.withRun(v1alpha1.AnalysisPhaseSuccessful).withEdit(paused),

@@ -96,12 +96,16 @@ func TestVerbs(t *testing.T) {
 			stderr: `error: Rollout web is already aborted (alert CheckoutErrors firing {alertname="CheckoutErrors", severity="page"} (webhook))` + "\n"},
 		"retry an aborted release": {k: s["aborted-by-an-alert"], args: []string{"retry", "web"},
 			stdout: "Rollout web: retried from step 1 (status.nextStepIndex: 1)\n",
-			check:  func(t *testing.T, c client.Client) { assert.Equal(t, int32(1), getRO(t, c, "web").Status.NextStepIndex) }},
+			check: func(t *testing.T, c client.Client) {
+				assert.Equal(t, int32(1), getRO(t, c, "web").Status.NextStepIndex)
+			}},
 		"retry a release that is not aborted": {k: s["step-paused"], args: []string{"retry", "web"}, code: 1,
 			stderr: "error: Rollout web is not aborted (phase Paused): retry restarts an aborted release; jump moves one in progress\n"},
 		"jump forward": {k: s["step-paused"], args: []string{"jump", "web", "3"},
 			stdout: "Rollout web: jumped from step 1/3 to step 3/3 (status.nextStepIndex: 3)\n",
-			check:  func(t *testing.T, c client.Client) { assert.Equal(t, int32(3), getRO(t, c, "web").Status.NextStepIndex) }},
+			check: func(t *testing.T, c client.Client) {
+				assert.Equal(t, int32(3), getRO(t, c, "web").Status.NextStepIndex)
+			}},
 		"jump back while held": {k: held(s["held-by-a-human"]), args: []string{"jump", "web", "1"},
 			stdout: "Rollout web: jumped from step 2/3 to step 1/3 (status.nextStepIndex: 1); it is held (spec.paused) and stays there until resumed\n"},
 		"jump on an aborted release retries from there": {k: s["aborted-by-an-alert"], args: []string{"jump", "web", "2"},

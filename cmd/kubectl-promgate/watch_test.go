@@ -136,7 +136,9 @@ func TestGetWatchRedraws(t *testing.T) {
 
 	start := time.Now()
 	for i := range 50 {
-		setStatus(t, c, func(st *v1alpha1.RolloutStatus) { st.Message = "change " + string(rune('a'+i%26)) + string(rune('a'+i/26)) })
+		setStatus(t, c, func(st *v1alpha1.RolloutStatus) {
+			st.Message = "change " + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		})
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)

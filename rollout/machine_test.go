@@ -337,6 +337,15 @@ func TestStepMachine(t *testing.T) {
 					assert.Equal(t, "web-run", st.AnalysisRuns.Step, "the run is kept for the resume")
 				}},
 		},
+		"held: a run goes on measuring": {
+			readyUpgrade.withRun(v1alpha1.AnalysisPhaseRunning).withEdit(paused),
+			outcome{phase: v1alpha1.RolloutPhasePaused, step: 1, state: v1alpha1.StepMetricsAnalysis, message: "held by a human",
+				check: func(t *testing.T, k *fakeCluster) {
+					var run v1alpha1.AnalysisRun
+					require.NoError(t, k.api.Get(context.Background(), client.ObjectKey{Namespace: fakeNS, Name: "web-run"}, &run))
+					assert.False(t, run.Spec.Terminate)
+				}},
+		},
 		"held: a Failed run still aborts": {
 			readyUpgrade.withRun(v1alpha1.AnalysisPhaseFailed).withEdit(paused),
 			outcome{phase: v1alpha1.RolloutPhaseAborted, step: 1, state: v1alpha1.StepPaused, message: "aborted at step 1",

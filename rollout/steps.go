@@ -240,6 +240,9 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 				s.verdict(string(run.Status.Phase), v1alpha1.DecidedByAnalysis, decisive(run))
 				return reconcile.Result{}, s.abort(ctx, fmt.Sprintf("step %d analysis %s %s: %s", st.CurrentStepIndex, run.Name, run.Status.Phase, run.Status.Message), v1alpha1.DecidedByAnalysis)
 			default:
+				if s.ro.Spec.Paused {
+					return s.hold(prefix), nil
+				}
 				st.Message = fmt.Sprintf("%s, and analysis %s is measuring", prefix, run.Name)
 				s.setCondition(ConditionProgressing, metav1.ConditionTrue, "StepMetricsAnalysis", st.Message)
 				return reconcile.Result{}, nil

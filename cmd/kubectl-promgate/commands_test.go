@@ -150,6 +150,13 @@ func TestVerbs(t *testing.T) {
 			stderr: `error: Deployment web has no container "sidecar" (its containers: app, proxy)` + "\n"},
 		"set image without a container": {k: s["healthy"], args: []string{"set", "image", "web", "shop:v2"}, code: 1,
 			stderr: `error: "shop:v2" is not CONTAINER=IMAGE` + "\n"},
+		"undo of a kind it does not know": {k: func() cluster {
+			k := s["step-paused"]
+			k.ro = k.ro.DeepCopy()
+			k.ro.Spec.WorkloadRef.Kind = "StatefulSet"
+			return k
+		}(), args: []string{"undo", "web"}, code: 1,
+			stderr: "error: Rollout web releases a StatefulSet (web): this plugin reads and changes Deployments only\n"},
 		"an unknown Rollout": {k: s["step-paused"], args: []string{"approve", "nope"}, code: 1,
 			stderr: `error: Rollout "nope" not found in namespace "shop"` + "\n"},
 		"the wrong namespace": {k: s["step-paused"], args: []string{"abort", "web", "-n", "default"}, code: 1,

@@ -6,6 +6,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// release is the version of a release archive, set by make krew (-ldflags -X); go install
+// records the module version in the build info instead.
+var release string
+
 // buildVersion is the module version, the commit and the Go version the binary was
 // built from, as the Go toolchain recorded them.
 func buildVersion() (version, commit, goVersion string) {
@@ -17,6 +21,9 @@ func buildVersion() (version, commit, goVersion string) {
 	goVersion = bi.GoVersion
 	if bi.Main.Version != "" {
 		version = bi.Main.Version
+	}
+	if release != "" {
+		version = release
 	}
 	modified := false
 	for _, s := range bi.Settings {

@@ -47,12 +47,14 @@ func changes(ctx context.Context, c client.WithWatch, ns string, lists ...client
 				}
 				// Whatever happened while no watch was open is drawn now.
 				signal()
+				stop := context.AfterFunc(ctx, w.Stop)
 				for ev := range w.ResultChan() {
 					if ev.Type == watch.Error {
 						break
 					}
 					signal()
 				}
+				stop()
 				w.Stop()
 				select {
 				case <-ctx.Done():

@@ -16,7 +16,7 @@ CREATED   ?= $(shell git log -1 --format=%cI 2>/dev/null)
 PLATFORMS ?= linux/amd64,linux/arm64
 IMAGE     ?= $(BIN)/promgate-image.tar
 
-.PHONY: all build generate test lint unit e2e testbin bench demo fuzz image clean
+.PHONY: all build generate test lint unit e2e testbin bench demo fuzz image krew clean
 
 all: build
 
@@ -85,6 +85,23 @@ bench: testbin
 ## timeline and fails unless both releases end as it says.
 demo: testbin
 	$(GO) test ./test/demo -run TestDemo -count=1 -v -timeout 10m
+
+## krew: the kubectl plugin's release archives in bin/krew, built reproducibly (the same
+## sources and Go give the same bytes), and their version and sha256 in plugins/promgate.yaml.
+KREW_VERSION   ?= v0.1.0
+KREW_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+krew:
+	@set -e; for p in $(KREW_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; dir=$(BIN)/krew/$$os-$$arch; archive=kubectl-promgate_$${os}_$${arch}.tar.gz; \
+	  mkdir -p $$dir; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -buildvcs=false \
+	    -ldflags="-buildid= -X main.release=$(KREW_VERSION)" -o $$dir/kubectl-promgate ./cmd/kubectl-promgate; \
+	  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C $$dir -cf - kubectl-promgate | gzip -n > $(BIN)/krew/$$archive; \
+	  sum=$$(sha256sum $(BIN)/krew/$$archive | cut -d' ' -f1); \
+	  sed -i -e "s|download/v[^/]*/$$archive|download/$(KREW_VERSION)/$$archive|" -e "\|/$$archive|{n;s|sha256: .*|sha256: $$sum|}" plugins/promgate.yaml; \
+	  echo "$$archive $$sum"; \
+	done
+	sed -i 's|^  version: .*|  version: $(KREW_VERSION)|' plugins/promgate.yaml
 
 clean:
 	rm -rf $(BIN)

@@ -46,7 +46,7 @@ func (s *state) commands(ctx context.Context, n int32) error {
 		return nil
 	}
 	steps := s.steps()
-	target, err := trafficAt(steps, j)
+	target, err := TrafficAt(steps, j)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (s *state) appliedTraffic(steps []v1alpha1.RolloutStep) int32 {
 	if step < 1 {
 		return 0
 	}
-	w, err := trafficAt(steps, step)
+	w, err := TrafficAt(steps, step)
 	if err != nil {
 		return 0
 	}

@@ -320,6 +320,66 @@ func TestStepMachine(t *testing.T) {
 					assert.Equal(t, "1", k.deployment().Spec.Strategy.RollingUpdate.MaxSurge.String(), "held at step 1")
 				}},
 		},
+		"held: a new template starts no pod": {
+			machine{status: v1alpha1.RolloutStatus{Phase: v1alpha1.RolloutPhaseHealthy, StableRevision: blue}, template: green, blueRS: 5, greenRS: -1, deployment: adopted,
+				edit: paused},
+			outcome{phase: v1alpha1.RolloutPhasePaused, step: 1, state: v1alpha1.StepUpgrade, message: "held by a human (spec.paused)",
+				check: func(t *testing.T, k *fakeCluster) {
+					assert.True(t, k.deployment().Spec.Paused, "the Deployment still waits")
+				}},
+		},
+		"held: a Successful run records its verdict and stays": {
+			readyUpgrade.withRun(v1alpha1.AnalysisPhaseSuccessful).withEdit(paused),
+			outcome{phase: v1alpha1.RolloutPhasePaused, step: 1, state: v1alpha1.StepMetricsAnalysis, message: "held by a human",
+				check: func(t *testing.T, k *fakeCluster) {
+					st := k.rollout().Status
+					assert.Equal(t, "Successful", st.Steps[0].Verdict)
+					assert.Equal(t, "web-run", st.AnalysisRuns.Step, "the run is kept for the resume")
+				}},
+		},
+		"held: a run goes on measuring": {
+			readyUpgrade.withRun(v1alpha1.AnalysisPhaseRunning).withEdit(paused),
+			outcome{phase: v1alpha1.RolloutPhasePaused, step: 1, state: v1alpha1.StepMetricsAnalysis, message: "held by a human",
+				check: func(t *testing.T, k *fakeCluster) {
+					var run v1alpha1.AnalysisRun
+					require.NoError(t, k.api.Get(context.Background(), client.ObjectKey{Namespace: fakeNS, Name: "web-run"}, &run))
+					assert.False(t, run.Spec.Terminate)
+				}},
+		},
+		"held: a Failed run still aborts": {
+			readyUpgrade.withRun(v1alpha1.AnalysisPhaseFailed).withEdit(paused),
+			outcome{phase: v1alpha1.RolloutPhaseAborted, step: 1, state: v1alpha1.StepPaused, message: "aborted at step 1",
+				writes: []string{"update Deployment web"}},
+		},
+		"held: a timed pause that ran out does not end": {
+			machine{status: at(2, v1alpha1.StepPaused), template: green, blueRS: 5, greenRS: 3, since: 31 * time.Second, edit: paused},
+			outcome{phase: v1alpha1.RolloutPhasePaused, step: 2, state: v1alpha1.StepPaused, message: "Rollout is in step(2/3), and held by a human"},
+		},
+		"held: an open release window does not promote": {
+			machine{status: at(1, v1alpha1.StepPaused), template: green, blueRS: 5, greenRS: 1,
+				edit: func(ro *v1alpha1.Rollout) {
+					paused(ro)
+					ro.Spec.ReleaseWindow = &v1alpha1.ReleaseWindow{Schedule: "0 * * * *", Duration: metav1.Duration{Duration: 2 * time.Hour}}
+				}},
+			outcome{phase: v1alpha1.RolloutPhasePaused, step: 1, state: v1alpha1.StepPaused, message: "held by a human"},
+		},
+		"held: an approval waits for the resume": {
+			machine{status: at(1, v1alpha1.StepReady), template: green, blueRS: 5, greenRS: 1, edit: paused},
+			outcome{phase: v1alpha1.RolloutPhasePaused, step: 1, state: v1alpha1.StepReady, message: "held by a human"},
+		},
+		"held: an abort still aborts": {
+			machine{status: with(at(2, v1alpha1.StepPaused), func(st *v1alpha1.RolloutStatus) { st.Abort = true }),
+				template: green, blueRS: 5, greenRS: 3, edit: paused},
+			outcome{phase: v1alpha1.RolloutPhaseAborted, step: 1, state: v1alpha1.StepPaused, message: "aborted by a human",
+				writes: []string{"update Deployment web"}},
+		},
+		"resumed: the hold's message goes and the step waits for its human again": {
+			machine{status: with(at(1, v1alpha1.StepPaused), func(st *v1alpha1.RolloutStatus) {
+				st.Phase, st.Message = v1alpha1.RolloutPhasePaused, "held"
+				st.Conditions = []metav1.Condition{{Type: ConditionProgressing, Status: metav1.ConditionFalse, Reason: reasonHeld, Message: "held"}}
+			}), template: green, blueRS: 5, greenRS: 1},
+			outcome{phase: v1alpha1.RolloutPhasePaused, step: 1, state: v1alpha1.StepPaused, message: "you need manually confirm"},
+		},
 		"disabling mid-release gives the Deployment back": {
 			machine{status: at(2, v1alpha1.StepPaused), template: green, blueRS: 5, greenRS: 3,
 				edit: func(ro *v1alpha1.Rollout) { ro.Spec.Disabled = true }},
@@ -353,6 +413,15 @@ func (m machine) withStatus(st v1alpha1.RolloutStatus) machine {
 	m.status = st
 	return m
 }
+
+// withEdit is m with edit applied to its Rollout.
+func (m machine) withEdit(edit func(*v1alpha1.Rollout)) machine {
+	m.edit = edit
+	return m
+}
+
+// paused holds a release: spec.paused.
+func paused(ro *v1alpha1.Rollout) { ro.Spec.Paused = true }
 
 // withRun is m at step 1's analysis, whose run ended in phase.
 func (m machine) withRun(phase v1alpha1.AnalysisPhase) machine {

@@ -74,7 +74,7 @@ func TestTrafficAndReplicasCarryOver(t *testing.T) {
 		{Traffic: ptr.To("100%")},
 	}
 	for step, want := range map[int32]int32{1: 0, 2: 20, 3: 20, 4: 100} {
-		got, err := trafficAt(steps, step)
+		got, err := TrafficAt(steps, step)
 		require.NoError(t, err)
 		assert.Equal(t, want, got, "traffic at step %d", step)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -154,11 +155,27 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 		return res, err
 	}
 
+	if !s.ro.Spec.Paused {
+		if c := apimeta.FindStatusCondition(st.Conditions, ConditionProgressing); c != nil && c.Reason == reasonHeld {
+			// Out of the hold's phase and message, so that the state the step is in says
+			// what it waits for again.
+			st.Phase = v1alpha1.RolloutPhaseProgressing
+			st.Message = fmt.Sprintf("Rollout is in step(%d/%d), and resumed by a human", st.CurrentStepIndex, n)
+			s.setCondition(ConditionProgressing, metav1.ConditionTrue, "Resumed", st.Message)
+			s.event(corev1.EventTypeNormal, "Resumed", "step %d/%d: resumed by a human (spec.paused: false)", st.CurrentStepIndex, n)
+		}
+	}
+
 	for range statesPerStep * n {
 		step := steps[st.CurrentStepIndex-1]
 		_, path := s.ro.Spec.Strategy.Active()
 		path = path.Child("steps").Index(int(st.CurrentStepIndex - 1))
 		prefix := fmt.Sprintf("Rollout is in step(%d/%d)", st.CurrentStepIndex, n)
+		// A hold stops every move but an analysis's verdict, which is recorded and may
+		// abort: abort is safety, and a hold never keeps a failing version's traffic.
+		if s.ro.Spec.Paused && (st.CurrentStepState != v1alpha1.StepMetricsAnalysis || step.Analysis == nil) {
+			return s.hold(prefix), nil
+		}
 		switch st.CurrentStepState {
 		case v1alpha1.StepUpgrade:
 			st.Phase = v1alpha1.RolloutPhaseProgressing
@@ -173,7 +190,7 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 			}
 			s.enter(st.CurrentStepIndex, v1alpha1.StepTrafficRouting)
 		case v1alpha1.StepTrafficRouting:
-			weight, err := trafficAt(steps, st.CurrentStepIndex)
+			weight, err := TrafficAt(steps, st.CurrentStepIndex)
 			if err != nil {
 				return reconcile.Result{}, err
 			}
@@ -214,6 +231,9 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 			case v1alpha1.AnalysisPhaseSuccessful:
 				s.event(corev1.EventTypeNormal, "AnalysisSuccessful", "step %d: AnalysisRun %s: %s", st.CurrentStepIndex, run.Name, run.Status.Message)
 				s.verdict("Successful", v1alpha1.DecidedByAnalysis, decisive(run))
+				if s.ro.Spec.Paused {
+					return s.hold(prefix), nil
+				}
 				s.afterAnalysis(step)
 			case v1alpha1.AnalysisPhaseInconclusive:
 				s.verdict("Inconclusive", v1alpha1.DecidedByAnalysis, decisive(run))
@@ -227,6 +247,9 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 				s.verdict(string(run.Status.Phase), v1alpha1.DecidedByAnalysis, decisive(run))
 				return reconcile.Result{}, s.abort(ctx, fmt.Sprintf("step %d analysis %s %s: %s", st.CurrentStepIndex, run.Name, run.Status.Phase, run.Status.Message), v1alpha1.DecidedByAnalysis)
 			default:
+				if s.ro.Spec.Paused {
+					return s.hold(prefix), nil
+				}
 				st.Message = fmt.Sprintf("%s, and analysis %s is measuring", prefix, run.Name)
 				s.setCondition(ConditionProgressing, metav1.ConditionTrue, "StepMetricsAnalysis", st.Message)
 				return reconcile.Result{}, nil
@@ -275,6 +298,22 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 	return reconcile.Result{RequeueAfter: soon}, nil
 }
 
+// reasonHeld is the Progressing condition's reason while spec.paused holds the release.
+const reasonHeld = "Held"
+
+// hold keeps the release at its step and state while spec.paused is set; the spec change
+// that clears it brings the next reconcile.
+func (s *state) hold(prefix string) reconcile.Result {
+	st := &s.ro.Status
+	st.Phase = v1alpha1.RolloutPhasePaused
+	st.Message = fmt.Sprintf("%s, and held by a human (spec.paused): no step is promoted until it is resumed", prefix)
+	if c := apimeta.FindStatusCondition(st.Conditions, ConditionProgressing); c == nil || c.Reason != reasonHeld {
+		s.event(corev1.EventTypeNormal, reasonHeld, "%s", st.Message)
+	}
+	s.setCondition(ConditionProgressing, metav1.ConditionFalse, reasonHeld, st.Message)
+	return reconcile.Result{}
+}
+
 // upgrade has the workload run the step's new pods beside the old ones and says how far
 // they are.
 func (s *state) upgrade(ctx context.Context) (stepProgress, error) {
@@ -318,8 +357,9 @@ func pauseOf(step v1alpha1.RolloutStep) time.Duration {
 	return step.Pause.Duration.Duration
 }
 
-// trafficAt is the step's traffic, or the last one set before it (0% at first).
-func trafficAt(steps []v1alpha1.RolloutStep, step int32) (int32, error) {
+// TrafficAt is the share of traffic step (1-based) gives the new version: its own, or the
+// last one set before it, 0% at first.
+func TrafficAt(steps []v1alpha1.RolloutStep, step int32) (int32, error) {
 	for i := step - 1; i >= 0; i-- {
 		if t := steps[i].Traffic; t != nil {
 			return v1alpha1.ParsePercent(*t)

@@ -27,6 +27,12 @@ type RolloutSpec struct {
 	// Services and routes restored) and new revisions roll out as plain Deployments do.
 	// +optional
 	Disabled bool `json:"disabled,omitempty"`
+	// Paused is a human's hold: while true no step is promoted, by time, window or
+	// analysis. Analyses go on measuring and their verdicts are recorded; a Failed or
+	// Error verdict, an alert or an abort still aborts. Phase Paused says so until it is
+	// set back to false.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
 	// Notify posts each release's report as JSON to a webhook when the release ends.
 	// +optional
 	Notify *Notify `json:"notify,omitempty"`

@@ -1,104 +1,12 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"os"
-	"slices"
 
-	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/promgate/promgate/analysis"
-	"github.com/promgate/promgate/api/v1alpha1"
-	"github.com/promgate/promgate/providers/shared"
+	"github.com/promgate/promgate/cmd/internal/analyzecmd"
 )
 
-const lintUsage = `usage: promgate lint [-f] FILE...
-
-Validates AnalysisTemplate and ClusterAnalysisTemplate files (multi-document YAML) with no
-cluster: fields, args, PromQL syntax, conditions, durations and limits. Prints one line per
-problem, "FILE: Kind/NAME: FIELD: message", and "FILE: Kind/NAME: ok (N metrics)" for each
-valid template.
-
-exit code: 0 all valid, 1 a template has problems, 4 a file cannot be read or is not YAML
-
-flags:
-`
-
-func runLint(args []string) int {
-	return lint(args, os.Stdout, os.Stderr)
-}
-
-// lint checks every template of every file, reporting all problems rather than stopping at
-// the first, so one run lists everything to fix.
+// lint validates template files; kubectl-promgate's lint is the same code.
 func lint(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("lint", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, lintUsage)
-		fs.PrintDefaults()
-	}
-	var files stringList
-	fs.Var(&files, "f", "template `FILE` (repeatable); files may also be given as arguments")
-	positional, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitSuccessful
-	}
-	if err != nil {
-		return exitInvalidInput
-	}
-	files = append(files, positional...)
-	if len(files) == 0 {
-		fmt.Fprintln(stderr, "promgate lint: no file given (-f FILE)")
-		return exitInvalidInput
-	}
-	exec, err := shared.NewExecutor(nil, shared.Options{})
-	if err != nil {
-		fmt.Fprintf(stderr, "promgate lint: creating the query executor: %v\n", err)
-		return exitError
-	}
-	// No default address: validation puts a placeholder in metrics that name none.
-	engine := analysis.NewEngine(exec, "")
-	code := exitSuccessful
-	for _, f := range files {
-		templates, err := loadTemplates(f)
-		if err != nil {
-			fmt.Fprintf(stdout, "%v\n", err)
-			code = exitInvalidInput
-			continue
-		}
-		for _, t := range templates {
-			problems := slices.Concat(t.Problems, validate(engine, t.Spec, t.Problems))
-			if len(problems) == 0 {
-				fmt.Fprintf(stdout, "%s: %s: ok (%d metrics)\n", t.File, t, len(t.Spec.Metrics))
-				continue
-			}
-			for _, p := range problems {
-				fmt.Fprintln(stdout, t.line(p))
-			}
-			if code == exitSuccessful {
-				code = exitFailed
-			}
-		}
-	}
-	return code
-}
-
-// validate runs the engine's checks (PromQL, conditions, durations, limits, auth shape) on
-// spec; Secrets are not read, as the template controller does not read them either. A
-// field already reported by the structural checks is not reported twice.
-func validate(engine *analysis.Engine, spec *v1alpha1.AnalysisTemplateSpec, known field.ErrorList) field.ErrorList {
-	if spec == nil {
-		return nil
-	}
-	var problems field.ErrorList
-	for _, p := range engine.ValidateTemplate(context.Background(), spec).Fields() {
-		if !slices.ContainsFunc(known, func(k *field.Error) bool { return k.Field == p.Field }) {
-			problems = append(problems, p)
-		}
-	}
-	return problems
+	return analyzecmd.Lint("promgate", args, stdout, stderr)
 }

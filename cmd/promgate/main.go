@@ -11,15 +11,17 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/promgate/promgate/cmd/internal/analyzecmd"
 )
 
-// Exit codes of analyze follow the verdict; lint and usage errors share the last one.
+// Exit codes of analyze follow the verdict; lint, the controller and usage errors share them.
 const (
-	exitSuccessful   = 0
-	exitFailed       = 1
-	exitInconclusive = 2
-	exitError        = 3
-	exitInvalidInput = 4
+	exitSuccessful   = analyzecmd.ExitSuccessful
+	exitFailed       = analyzecmd.ExitFailed
+	exitInconclusive = analyzecmd.ExitInconclusive
+	exitError        = analyzecmd.ExitError
+	exitInvalidInput = analyzecmd.ExitInvalidInput
 )
 
 func main() {
@@ -34,7 +36,7 @@ func main() {
 	case "analyze":
 		os.Exit(runAnalyze(args))
 	case "lint":
-		os.Exit(runLint(args))
+		os.Exit(lint(args, os.Stdout, os.Stderr))
 	case "version":
 		os.Exit(runVersion(args))
 	case "-h", "--help", "help":

@@ -16,7 +16,7 @@ CREATED   ?= $(shell git log -1 --format=%cI 2>/dev/null)
 PLATFORMS ?= linux/amd64,linux/arm64
 IMAGE     ?= $(BIN)/promgate-image.tar
 
-.PHONY: all build generate test lint unit e2e testbin bench demo fuzz image krew clean
+.PHONY: all build generate test lint unit e2e testbin bench demo fuzz chaos image krew clean
 
 all: build
 
@@ -75,6 +75,13 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+## chaos: CHAOS_RELEASES releases (default 50) on one bed under injected faults, checked
+## against the invariants all along; it prints its table and ends with the line
+## `chaos: N releases, F faults, V invariant violations`. make test runs five of them.
+CHAOS_RELEASES ?= 50
+chaos: testbin
+	CHAOS_RELEASES=$(CHAOS_RELEASES) $(GO) test ./test/e2e -run '^TestChaos$$' -count=1 -v -timeout 150m
 
 ## bench: benchmarks print their figures (no timing assertions anywhere).
 bench: testbin

@@ -130,8 +130,9 @@ func (w *Webhook) apply(ctx context.Context, p *Payload) ([]string, error) {
 	var firing []Alert
 	for _, a := range p.Alerts {
 		if a.Status != StatusFiring {
-			// A resolved alert never resumes a release: once aborted, a human decides.
-			log.Info("ignoring alert that is not firing", "alert", a.Labels["alertname"], "labels", a.Labels, "status", a.Status)
+			// A resolved alert never resumes a release: once aborted, a human decides. Not
+			// at Info: a storm of deliveries would flood the log with non-decisions.
+			log.V(1).Info("ignoring alert that is not firing", "alert", a.Labels["alertname"], "labels", a.Labels, "status", a.Status)
 			continue
 		}
 		firing = append(firing, a)

@@ -97,25 +97,9 @@ func (b *restartBed) restart(t *testing.T, down time.Duration) {
 	t.Helper()
 	b.pg.Kill()
 	time.Sleep(down)
-	require.NoError(t, b.pg.Start())
-	var probe string
-	for _, a := range b.pg.Args {
-		if v, ok := strings.CutPrefix(a, "--health-probe-bind-address="); ok {
-			probe = v
-		}
-	}
-	require.NotEmpty(t, probe, "the controller's probe address")
-	require.Eventually(t, func() bool {
-		if exited, _ := b.pg.Exited(); exited {
-			return false
-		}
-		resp, err := http.Get("http://" + probe + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 50*time.Millisecond, "the restarted controller never got ready; log %s", b.pg.LogPath)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, b.pg.Restart(ctx), "the restarted controller never got ready; log %s", b.pg.LogPath)
 }
 
 // waitReconciled waits until the restarted controller has finished at least n Rollout

@@ -66,17 +66,29 @@ type ControlPlane struct {
 	env *envtest.Environment
 }
 
+// ClusterOptions tune a bed's control plane.
+type ClusterOptions struct {
+	// APIServerFlags are added to kube-apiserver's, e.g. {"watch-cache": "false"}.
+	APIServerFlags map[string]string
+}
+
 // StartControlPlane starts etcd and kube-apiserver for the test and stops them when it ends.
 func StartControlPlane(t testing.TB) *ControlPlane {
 	t.Helper()
-	cp, err := startControlPlane(t)
+	return StartControlPlaneWith(t, ClusterOptions{})
+}
+
+// StartControlPlaneWith is StartControlPlane with opts.
+func StartControlPlaneWith(t testing.TB, opts ClusterOptions) *ControlPlane {
+	t.Helper()
+	cp, err := startControlPlane(t, opts)
 	if err != nil {
 		t.Fatalf("starting the control plane: %v", err)
 	}
 	return cp
 }
 
-func startControlPlane(t testing.TB) (*ControlPlane, error) {
+func startControlPlane(t testing.TB, opts ClusterOptions) (*ControlPlane, error) {
 	ctx, cancel := startContext()
 	defer cancel()
 	logDir := LogDir(t)
@@ -130,6 +142,9 @@ func startControlPlane(t testing.TB) (*ControlPlane, error) {
 		},
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  30 * time.Second,
+	}
+	for k, v := range opts.APIServerFlags {
+		env.ControlPlane.APIServer.Configure().Set(k, v)
 	}
 	stop := func() {
 		_ = env.Stop()
@@ -220,7 +235,13 @@ type Cluster struct {
 // StartCluster starts the whole simulated cluster for the test and tears it down after.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
-	cp := StartControlPlane(t)
+	return StartClusterWith(t, ClusterOptions{})
+}
+
+// StartClusterWith is StartCluster with opts.
+func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	cp := StartControlPlaneWith(t, opts)
 	c, err := startCluster(t, cp)
 	if err != nil {
 		t.Fatalf("starting the simulated cluster: %v", err)

@@ -238,3 +238,37 @@ func bindControllerRole(ctx context.Context, cp *ControlPlane) (string, error) {
 	}
 	return cp.UserKubeconfig(controllerUser)
 }
+
+// ControllerKubeconfig is a kubeconfig of the controller's user holding the generated
+// ClusterRole and, when leaseNamespace is set, the leader election Role there: what a
+// controller Deployment's ServiceAccount holds.
+func ControllerKubeconfig(ctx context.Context, cp *ControlPlane, leaseNamespace string) (string, error) {
+	kubeconfig, err := bindControllerRole(ctx, cp)
+	if err != nil || leaseNamespace == "" {
+		return kubeconfig, err
+	}
+	root, err := testbin.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", "leader_election_role.yaml"))
+	if err != nil {
+		return "", err
+	}
+	var role rbacv1.Role
+	if err := yaml.UnmarshalStrict(raw, &role); err != nil {
+		return "", fmt.Errorf("parsing config/rbac/leader_election_role.yaml: %w", err)
+	}
+	role.Namespace = leaseNamespace
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: leaseNamespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: controllerUser}},
+	}
+	for _, obj := range []client.Object{&role, binding} {
+		if err := cp.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return "", fmt.Errorf("creating %s: %w", obj.GetName(), err)
+		}
+	}
+	return kubeconfig, nil
+}

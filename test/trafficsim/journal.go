@@ -111,6 +111,11 @@ func (j *Journal) watch(ctx context.Context, c client.WithWatch, namespace strin
 				j.mu.Lock()
 				j.errs = append(j.errs, fmt.Errorf("trafficsim: journal: watch of %T: %v", l, ev.Object))
 				j.mu.Unlock()
+				// The gap is recorded; a fresh list lets the journal go on rather than
+				// asking again for a version the server no longer has.
+				if fresh, err := j.list(ctx, c, namespace, list); err == nil {
+					rv = fresh
+				}
 			}
 		}
 		w.Stop()

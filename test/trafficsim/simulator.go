@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -72,6 +73,7 @@ type Simulator struct {
 	mu       sync.Mutex
 	rps      map[string]float64 // by entry key; SetRPS moves it while Run reads it
 	snapshot Snapshot
+	silenced map[string]bool // revisions whose series the handler leaves out
 
 	// Owned by the Run goroutine.
 	world    *world // the last objects read; traffic keeps flowing on them while reads fail
@@ -99,6 +101,7 @@ func New(cfg Config) (*Simulator, error) {
 		tick:      cfg.Tick,
 		registry:  prometheus.NewRegistry(),
 		rps:       map[string]float64{},
+		silenced:  map[string]bool{},
 	}
 	if s.tick == 0 {
 		s.tick = DefaultTick
@@ -180,11 +183,53 @@ func (s *Simulator) Snapshot() Snapshot {
 	return s.snapshot
 }
 
-// Handler serves the simulator's metrics at /metrics.
+// Silence stops (or, with false, resumes) exporting the series of revision, as when an
+// exporter or its scrape target vanishes: requests are still counted, so the series come
+// back where they would have been. Prometheus marks the missing series stale, and queries
+// about the revision find no data.
+func (s *Simulator) Silence(revision string, silenced bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if silenced {
+		s.silenced[revision] = true
+	} else {
+		delete(s.silenced, revision)
+	}
+}
+
+// Handler serves the simulator's metrics at /metrics, without the silenced revisions'.
 func (s *Simulator) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.GathererFunc(s.gather), promhttp.HandlerOpts{}))
 	return mux
+}
+
+func (s *Simulator) gather() ([]*dto.MetricFamily, error) {
+	families, err := s.registry.Gather()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.silenced) == 0 {
+		return families, err
+	}
+	for _, f := range families {
+		kept := f.Metric[:0]
+		for _, m := range f.Metric {
+			if !s.silencedMetric(m) {
+				kept = append(kept, m)
+			}
+		}
+		f.Metric = kept
+	}
+	return families, err
+}
+
+func (s *Simulator) silencedMetric(m *dto.Metric) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == "revision" && s.silenced[l.GetValue()] {
+			return true
+		}
+	}
+	return false
 }
 
 // Run reads the objects and emits requests every tick until ctx ends, then returns nil.

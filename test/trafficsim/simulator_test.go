@@ -206,6 +206,31 @@ func TestEmitIsExact(t *testing.T) {
 	assert.InDelta(t, 0.63, snap.Entry(KindIngress, "shop").All[stable], 1e-9)
 }
 
+// A silenced revision's series leave the exposition while its requests keep counting, so
+// they come back with every request of the silence.
+func TestSilenceHidesARevision(t *testing.T) {
+	s, err := New(Config{Client: fakeClient(t, Objects{}, interceptor.Funcs{}), Namespace: ns, Entries: []Entry{
+		{Kind: KindIngress, Name: "shop", RPS: 100, Headers: map[string]string{"X-Canary": "always"}, HeaderShare: 0.1},
+	}})
+	require.NoError(t, err)
+	assert.Empty(t, s.observe(release(), time.Now()))
+	const ing = "Ingress/shop"
+	s.Silence(green.Revision, true)
+	for range 50 {
+		s.emit(200 * time.Millisecond)
+	}
+	got := scrape(t, s.Handler())
+	assert.Equal(t, 630.0, got[requests(ing, stable, "200")], "the stable revision still exports")
+	for k := range got {
+		assert.NotContains(t, k, "revision="+green.Revision, "no series of the silenced revision")
+	}
+
+	s.Silence(green.Revision, false)
+	got = scrape(t, s.Handler())
+	assert.Equal(t, 296.0, got[requests(ing, green, "200")], "its requests were counted all along")
+	assert.Equal(t, 370.0, got[durationCount(ing, green)])
+}
+
 func TestEmitCarriesFractions(t *testing.T) {
 	objs := base()
 	objs.Pods = pods("shop", "s1", 1, map[string]string{AnnotationErrorRate: "0.3"})

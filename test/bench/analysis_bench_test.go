@@ -47,7 +47,8 @@ func BenchmarkAnalysisRuns1000(b *testing.B) {
 	}
 	exporter := testbed.Serve(b, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	prom := testbed.StartPrometheus(b, testbed.PrometheusOptions{Targets: []string{exporter}})
-	ctrl := testbed.StartPromgate(b, cp, "--prometheus-address="+prom.URL)
+	pprofArgs, prof := newProfiler(b)
+	ctrl := testbed.StartPromgate(b, cp, append(pprofArgs, "--prometheus-address="+prom.URL)...)
 
 	ctx := context.Background()
 	for i := range runs {
@@ -73,8 +74,11 @@ func BenchmarkAnalysisRuns1000(b *testing.B) {
 	queriesBefore := counterSum(b, prom.URL+"/metrics", "prometheus_http_requests_total", map[string]string{"handler": "/api/v1/query"})
 	cpuBefore := cpuSeconds(b, ctrl.Pid())
 	b.ResetTimer()
+	profiled := prof.cpu("analysis", window/2)
 	time.Sleep(window)
 	b.StopTimer()
+	profiled()
+	prof.heap("analysis")
 	measured := counterSum(b, ctrl.MetricsURL, "promgate_analysis_measurements_total", nil) - measuredBefore
 	queries := counterSum(b, prom.URL+"/metrics", "prometheus_http_requests_total", map[string]string{"handler": "/api/v1/query"}) - queriesBefore
 	cores := (cpuSeconds(b, ctrl.Pid()) - cpuBefore) / window.Seconds()

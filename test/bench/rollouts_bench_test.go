@@ -42,8 +42,9 @@ func rolloutsFromEnv(b *testing.B, name string, def int) int {
 // 10 distinct series and the controller process.
 type scaleBed struct {
 	*testbed.Cluster
-	pg *testbed.Promgate
-	n  int
+	pg   *testbed.Promgate
+	n    int
+	prof *profiler
 }
 
 const scaleNS = "default"
@@ -58,8 +59,9 @@ func startScaleBed(b *testing.B, n int, steps []v1alpha1.RolloutStep, template *
 		ratio.WithLabelValues(fmt.Sprintf("svc-%d", i)).Set(0.99)
 	}
 	prom := testbed.StartPrometheus(b, testbed.PrometheusOptions{Targets: []string{testbed.Serve(b, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))}})
-	pg := testbed.StartPromgate(b, cl.ControlPlane, "--prometheus-address="+prom.URL)
-	s := &scaleBed{Cluster: cl, pg: pg, n: n}
+	pprofArgs, prof := newProfiler(b)
+	pg := testbed.StartPromgate(b, cl.ControlPlane, append(pprofArgs, "--prometheus-address="+prom.URL)...)
+	s := &scaleBed{Cluster: cl, pg: pg, n: n, prof: prof}
 	ctx := context.Background()
 	if template != nil {
 		if err := cl.Client.Create(ctx, template); err != nil {
@@ -309,6 +311,7 @@ func BenchmarkRollouts1000(b *testing.B) {
 	apiBefore, cpuBefore := apiCounts(b, s.pg), cpuSeconds(b, s.pg.Pid())
 	start := time.Now()
 	b.ResetTimer()
+	profiled := s.prof.cpu("rollouts", 30*time.Second)
 	s.newTemplates(b, "echoserver:green")
 	// On schedule, a release takes its two analyses ((measurements-1) intervals each) and
 	// its pods; the deadline leaves room for the bed itself on 2 cores.
@@ -318,6 +321,8 @@ func BenchmarkRollouts1000(b *testing.B) {
 	})
 	b.StopTimer()
 	elapsed := time.Since(start)
+	profiled()
+	s.prof.heap("rollouts")
 	cores := (cpuSeconds(b, s.pg.Pid()) - cpuBefore) / elapsed.Seconds()
 	apiAfter := apiCounts(b, s.pg)
 	var total float64
@@ -363,9 +368,12 @@ func BenchmarkRollouts10000Idle(b *testing.B) {
 	time.Sleep(warmUp)
 	cpuBefore := cpuSeconds(b, s.pg.Pid())
 	b.ResetTimer()
+	profiled := s.prof.cpu("idle", window/2)
 	time.Sleep(window)
 	cores := (cpuSeconds(b, s.pg.Pid()) - cpuBefore) / window.Seconds()
 	rss := rssMiB(b, s.pg.Pid())
+	profiled()
+	s.prof.heap("idle")
 
 	tr := watchStart(b, s, "app-00000")
 	sent := time.Now()

@@ -216,10 +216,13 @@ func TestControllerArgsAreFlags(t *testing.T) {
 	require.True(t, flags["leader-elect"], "parsed the flags from: %s", out)
 	for name, objs := range map[string][]*unstructured.Unstructured{
 		"kustomize": kustomize(t, "config/default"),
-		"helm":      helm(t, "--set", "leaderElection.leaseDuration=5s,leaderElection.renewDeadline=3s,leaderElection.retryPeriod=1s,extraArgs[0]=--rollout-workers=32"),
+		"helm":      helm(t, "--set", "leaderElection.leaseDuration=5s,leaderElection.renewDeadline=3s,leaderElection.retryPeriod=1s,extraArgs[0]=--rollout-workers=32,shardLabelSelector=promgate.io/shard=a"),
 	} {
 		_, c, err := Controller(objs)
 		require.NoError(t, err)
+		if name == "helm" {
+			assert.Contains(t, c.Args, "--shard-label-selector=promgate.io/shard=a", "a release per shard")
+		}
 		for _, a := range c.Args {
 			flag, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 			assert.True(t, flags[flag], "%s renders %s, which promgate controller does not take", name, a)

@@ -338,10 +338,12 @@ func startCluster(t testing.TB, cp *ControlPlane) (*Cluster, error) {
 }
 
 func (c *Cluster) addNode(ctx context.Context) error {
+	// Room for the scale benchmarks: 10,000 one-pod apps, and 1,000 releasing at once
+	// with a surge pod each.
 	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse("1000"),
-		corev1.ResourceMemory: resource.MustParse("1Ti"),
-		corev1.ResourcePods:   resource.MustParse("2000"),
+		corev1.ResourceCPU:    resource.MustParse("10000"),
+		corev1.ResourceMemory: resource.MustParse("10Ti"),
+		corev1.ResourcePods:   resource.MustParse("25000"),
 	}
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{

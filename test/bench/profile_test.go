@@ -38,9 +38,11 @@ func newProfiler(b *testing.B) ([]string, *profiler) {
 	return []string{"--pprof-bind-address=" + p.addr}, p
 }
 
-// heap saves a heap profile (after a GC, so it shows what is live) as NAME-heap.pb.gz.
+// heap saves a heap profile (after a GC, so it shows what is live) as NAME-heap.pb.gz,
+// and the runtime's memory statistics as NAME-memstats.txt.
 func (p *profiler) heap(name string) {
 	p.save(name+"-heap.pb.gz", "/debug/pprof/heap?gc=1")
+	p.save(name+"-memstats.txt", "/debug/pprof/heap?debug=1")
 }
 
 // cpu starts a CPU profile of the next d, saved as NAME-cpu.pb.gz; wait for it with the

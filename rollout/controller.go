@@ -89,6 +89,9 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 	}); err != nil {
 		return fmt.Errorf("indexing Rollouts by workload: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &appsv1.ReplicaSet{}, replicaSetOwnerIndex, controllingDeployment); err != nil {
+		return fmt.Errorf("indexing ReplicaSets by Deployment: %w", err)
+	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Rollout{}, serviceIndex, func(o client.Object) []string {
 		st, _ := o.(*v1alpha1.Rollout).Spec.Strategy.Active()
 		if st == nil {

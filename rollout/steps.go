@@ -64,6 +64,9 @@ func (s *state) releasing() bool {
 	return false
 }
 
+// announced are the step states entering which is an Event.
+var announced = map[v1alpha1.StepState]bool{v1alpha1.StepUpgrade: true, v1alpha1.StepPaused: true, v1alpha1.StepCompleted: true}
+
 // enter moves to a step and state.
 func (s *state) enter(step int32, state v1alpha1.StepState) {
 	st := &s.ro.Status
@@ -71,7 +74,10 @@ func (s *state) enter(step int32, state v1alpha1.StepState) {
 		s.beginStep(step)
 	}
 	if st.CurrentStepIndex != step || st.CurrentStepState != state {
-		if st.CurrentStepIndex != 0 {
+		// A step begins, waits, or the release completes: the states a human follows. The
+		// others (traffic routing, analysis, ready) are in status; an Event for each would
+		// be five per step, more Events than anything else at a thousand releases.
+		if st.CurrentStepIndex != 0 && announced[state] {
 			s.event(corev1.EventTypeNormal, string(state), "step %d/%d: %s", step, len(s.steps()), state)
 		}
 		st.StepStartedAt = &metav1.MicroTime{Time: s.now}

@@ -20,7 +20,7 @@ generate:
 	$(GO) build -C test/tools/controller-gen -o $(BIN)/controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen
 	$(BIN)/controller-gen object paths=./api/...
 	$(BIN)/controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(BIN)/controller-gen rbac:roleName=promgate-controller paths=./analysis/... paths=./rollout/... paths=./cmd/... output:rbac:artifacts:config=config/rbac
+	$(BIN)/controller-gen rbac:roleName=promgate-controller paths=./analysis/... paths=./providers/... paths=./rollout/... paths=./cmd/... output:rbac:artifacts:config=config/rbac
 
 ## testbin: build the test bed's binaries into the tool cache (once per version).
 testbin:

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -49,11 +50,24 @@ func Render(query string, args map[string]string) (string, error) {
 }
 
 // Validate checks PromQL syntax with the Prometheus parser, so a run never starts on a
-// query Prometheus would reject. The error carries the parser's line:column position.
-// Experimental functions are refused unless the process enabled them in the parser.
-func Validate(query string) error {
-	if _, err := parser.ParseExpr(query); err != nil {
-		return fmt.Errorf("invalid PromQL: %w", err)
+// query Prometheus would reject, and returns the type of what the query evaluates to
+// (model.ValVector for sum(...), model.ValScalar for scalar(...)). The error carries the
+// parser's line:column position. Experimental functions are refused unless the process
+// enabled them in the parser.
+func Validate(query string) (model.ValueType, error) {
+	e, err := parser.ParseExpr(query)
+	if err != nil {
+		return model.ValNone, fmt.Errorf("invalid PromQL: %w", err)
 	}
-	return nil
+	switch e.Type() {
+	case parser.ValueTypeScalar:
+		return model.ValScalar, nil
+	case parser.ValueTypeVector:
+		return model.ValVector, nil
+	case parser.ValueTypeMatrix:
+		return model.ValMatrix, nil
+	case parser.ValueTypeString:
+		return model.ValString, nil
+	}
+	return model.ValNone, nil
 }

@@ -114,9 +114,9 @@ func analyze(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "promgate analyze: creating the query executor: %v\n", err)
 		return exitError
 	}
-	engine := analysis.NewEngine(exec, *prometheus)
+	engine := analysis.NewEngine(exec, *prometheus, analysis.Cluster{})
 	// Preparing reads no secrets and queries nothing, so a Ctrl-C cannot make it wait.
-	plan, err := engine.Prepare(context.WithoutCancel(ctx), spec, nil)
+	plan, err := engine.Prepare(context.WithoutCancel(ctx), spec, nil, nil)
 	if err != nil {
 		problems := fielderr.From(err)
 		for _, p := range problems {

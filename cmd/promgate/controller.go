@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -12,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/providers/job"
 	"github.com/promgate/promgate/providers/shared"
 	"github.com/promgate/promgate/rollout"
 	"github.com/promgate/promgate/rollout/alerts"
@@ -76,6 +80,12 @@ func runController(args []string) int {
 		log.Error(err, "building scheme")
 		return exitError
 	}
+	// The Jobs promgate created for job metrics: those the analysis controller reads.
+	jobSelector, err := labels.Parse(job.RunUIDLabel)
+	if err != nil {
+		log.Error(err, "building the Job selector")
+		return exitError
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
@@ -85,8 +95,11 @@ func runController(args []string) int {
 		LeaderElectionNamespace: *leaderNS,
 		PprofBindAddress:        *pprofAddr,
 		// Managed fields are never read here; dropping them from the cache saves memory on
-		// every cached run.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		// every cached run. Of the cluster's Jobs only those of job metrics are read.
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: jobSelector}},
+		},
 	})
 	if err != nil {
 		log.Error(err, "creating manager")

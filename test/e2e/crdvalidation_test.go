@@ -72,7 +72,7 @@ func TestCRDValidation(t *testing.T) {
 		wantErr []string
 	}{
 		{"count without interval", template("count-no-interval", func(s *v1alpha1.AnalysisTemplateSpec) {
-			s.Metrics[0].Count = ptr.To[int32](3)
+			s.Metrics[0].Count = ptr.To(intstr.FromInt32(3))
 		}), []string{"spec.metrics[0]", "count > 1 requires interval"}},
 		{"no provider", template("no-provider", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics[0].Provider = v1alpha1.MetricProvider{}
@@ -84,7 +84,7 @@ func TestCRDValidation(t *testing.T) {
 			s.Metrics[0].NoData = "Ignore"
 		}), []string{"spec.metrics[0].noData", "Unsupported value"}},
 		{"negative failureLimit", template("negative-limit", func(s *v1alpha1.AnalysisTemplateSpec) {
-			s.Metrics[0].FailureLimit = ptr.To[int32](-1)
+			s.Metrics[0].FailureLimit = ptr.To(intstr.FromInt32(-1))
 		}), []string{"spec.metrics[0].failureLimit"}},
 		{"bad interval", template("bad-interval", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics[0].Interval = "ten seconds"
@@ -153,7 +153,7 @@ func TestCRDValidation(t *testing.T) {
 				SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "prom", Key: "token"},
 			}}}
 			s.Metrics[0].Interval = "10s"
-			s.Metrics[0].Count = ptr.To[int32](5)
+			s.Metrics[0].Count = ptr.To(intstr.FromInt32(5))
 			s.Metrics[0].FailureCondition = "result[0] < 0.9"
 			s.Metrics = append(s.Metrics, v1alpha1.Metric{
 				Name: "p99", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{URL: "http://latency/{{args.service}}", JSONPath: "{$.p99}"}},

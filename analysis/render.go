@@ -1,0 +1,182 @@
+package analysis
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/promgate/promgate/api/v1alpha1"
+	"github.com/promgate/promgate/fielderr"
+	"github.com/promgate/promgate/metricsq"
+)
+
+// renderer replaces {{args.name}} in every string of a metric but its name, as Argo
+// Rollouts does: count, limits, durations, conditions and every provider field can come
+// from args. Values are inserted as they are and not expanded again.
+type renderer struct {
+	args map[string]string
+	// standIns are the args a template leaves to its runs: their values are stand-ins,
+	// and a field that is nothing but one of them gets a stand-in of its kind instead,
+	// so that `url: '{{args.url}}'` checks as a URL and `count: '{{args.n}}'` as a count.
+	standIns map[string]bool
+}
+
+// Stand-ins by the kind of field a lone arg fills.
+const (
+	standInURL      = "http://placeholder.invalid"
+	standInDuration = "1m"
+	standInInteger  = "0"
+)
+
+// fieldKinds gives the stand-in for the fields whose value must parse as one kind.
+var fieldKinds = map[string]string{
+	"url": standInURL, "address": standInURL, "tokenUrl": standInURL,
+	"interval": standInDuration, "initialDelay": standInDuration, "timeout": standInDuration,
+	"window": standInDuration, "step": standInDuration,
+	"count": standInInteger, "failureLimit": standInInteger, "inconclusiveLimit": standInInteger,
+	"consecutiveErrorLimit": standInInteger, "consecutiveSuccessLimit": standInInteger,
+}
+
+// leadingArg matches text that starts with an arg, such as `{{args.base}}/api/health`.
+var leadingArg = regexp.MustCompile(`^\{\{\s*args\.([A-Za-z0-9_.\-]+)\s*\}\}`)
+
+// render returns m with its args rendered; ok is false when an arg is missing, each
+// missing arg being a problem at the field that uses it, caused by a
+// *metricsq.UndefinedArgError. Fields with a missing arg are left as written.
+func (r renderer) render(path *field.Path, m v1alpha1.Metric, errs *fielderr.List) (out v1alpha1.Metric, ok bool) {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		// Only a raw JSON field (jsonBody, an unsupported provider) that is not JSON can
+		// fail to encode.
+		errs.Invalid(path.Child("provider"), field.OmitValueType{}, fmt.Errorf("cannot be encoded: %w", err))
+		return m, false
+	}
+	w := walk{r: r, errs: errs, ok: true}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := w.value(dec, path, "", true); err != nil {
+		errs.Invalid(path, field.OmitValueType{}, fmt.Errorf("rendering args: %w", err))
+		return m, false
+	}
+	if err := json.Unmarshal(w.out.Bytes(), &out); err != nil {
+		errs.Invalid(path, field.OmitValueType{}, fmt.Errorf("rendering args: %w", err))
+		return m, false
+	}
+	return out, w.ok
+}
+
+// walk copies a JSON document token by token, rendering its strings, so that each
+// string is rendered knowing its field path.
+type walk struct {
+	r    renderer
+	errs *fielderr.List
+	out  bytes.Buffer
+	ok   bool
+}
+
+// value copies one value; key is its field's name ("" in a list), top whether it is the
+// metric itself, whose name is not rendered.
+func (w *walk) value(dec *json.Decoder, path *field.Path, key string, top bool) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			w.out.WriteByte('{')
+			for i := 0; dec.More(); i++ {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				k, _ := kt.(string)
+				if i > 0 {
+					w.out.WriteByte(',')
+				}
+				w.str(k)
+				w.out.WriteByte(':')
+				if top && k == "name" {
+					if err := w.copyValue(dec); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := w.value(dec, path.Child(k), k, false); err != nil {
+					return err
+				}
+			}
+			w.out.WriteByte('}')
+		case '[':
+			w.out.WriteByte('[')
+			for i := 0; dec.More(); i++ {
+				if i > 0 {
+					w.out.WriteByte(',')
+				}
+				if err := w.value(dec, path.Index(i), "", false); err != nil {
+					return err
+				}
+			}
+			w.out.WriteByte(']')
+		}
+		_, err := dec.Token() // the closing delimiter
+		return err
+	case string:
+		w.str(w.renderString(path, key, t))
+	case json.Number:
+		w.out.WriteString(t.String())
+	case bool:
+		fmt.Fprint(&w.out, t)
+	case nil:
+		w.out.WriteString("null")
+	}
+	return nil
+}
+
+// copyValue copies one value as it is.
+func (w *walk) copyValue(dec *json.Decoder) error {
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	w.out.Write(v)
+	return nil
+}
+
+func (w *walk) str(s string) {
+	b, _ := json.Marshal(s) // a string always encodes
+	w.out.Write(b)
+}
+
+// renderString renders text, the value of the field key at path.
+func (w *walk) renderString(path *field.Path, key, text string) string {
+	if !strings.Contains(text, "{{") {
+		return text
+	}
+	args := w.r.args
+	if standIn, ok := fieldKinds[key]; ok && len(w.r.standIns) > 0 {
+		if m := leadingArg.FindStringSubmatch(text); m != nil && w.r.standIns[m[1]] && (standIn == standInURL || m[0] == text) {
+			args = maps.Clone(w.r.args)
+			args[m[1]] = standIn
+		}
+	}
+	out, err := metricsq.Render(text, args)
+	if err == nil {
+		return out
+	}
+	causes := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		causes = joined.Unwrap()
+	}
+	for _, c := range causes {
+		w.errs.Invalid(path, text, c)
+	}
+	w.ok = false
+	return text
+}

@@ -200,11 +200,10 @@ func checkNames(metrics []v1alpha1.Metric, errs *fielderr.List) {
 // prepareMetric plans m, the metric at path, adding every problem it has to errs, and
 // returns the warnings about it: conditions written for a shape of result its query
 // never returns.
-func (e *Engine) prepareMetric(ctx context.Context, path *field.Path, sel selection, m v1alpha1.Metric, env providers.Env, r renderer, errs *fielderr.List) (*PlannedMetric, fielderr.List) {
-	rendered, ok := r.render(path, m, errs)
-	if ok {
-		m = rendered
-	}
+func (e *Engine) prepareMetric(ctx context.Context, path *field.Path, sel selection, m v1alpha1.Metric, env providers.Env, r renderer, out *fielderr.List) (*PlannedMetric, fielderr.List) {
+	var found fielderr.List
+	errs := &found
+	m, did := r.render(path, m, errs)
 	pm := &PlannedMetric{
 		Spec:                    m,
 		DryRun:                  sel.dryRun(m.Name),
@@ -280,6 +279,7 @@ func (e *Engine) prepareMetric(ctx context.Context, path *field.Path, sel select
 			warnings.Add(field.Invalid(path.Child(c.field), c.cond.String(), w))
 		}
 	}
+	*out = append(*out, did.explain(found)...)
 	return pm, warnings
 }
 

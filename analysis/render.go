@@ -3,9 +3,11 @@ package analysis
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -45,29 +47,64 @@ var fieldKinds = map[string]string{
 // leadingArg matches text that starts with an arg, such as `{{args.base}}/api/health`.
 var leadingArg = regexp.MustCompile(`^\{\{\s*args\.([A-Za-z0-9_.\-]+)\s*\}\}`)
 
-// render returns m with its args rendered; ok is false when an arg is missing, each
-// missing arg being a problem at the field that uses it, caused by a
-// *metricsq.UndefinedArgError. Fields with a missing arg are left as written.
-func (r renderer) render(path *field.Path, m v1alpha1.Metric, errs *fielderr.List) (out v1alpha1.Metric, ok bool) {
+// rendering says, by field path, what rendering did to a metric's fields.
+type rendering struct {
+	// failed are the fields an arg was missing from, left as written.
+	failed []string
+	// standIns are, for the fields that got stand-ins for args the runs give, which they
+	// got: "lookback=0".
+	standIns map[string][]string
+}
+
+// render returns m with its args rendered. Each missing arg is a problem at the field
+// that uses it, caused by a *metricsq.UndefinedArgError; such fields are left as written.
+func (r renderer) render(path *field.Path, m v1alpha1.Metric, errs *fielderr.List) (v1alpha1.Metric, rendering) {
+	whole := rendering{failed: []string{path.String()}}
 	raw, err := json.Marshal(m)
 	if err != nil {
 		// Only a raw JSON field (jsonBody, an unsupported provider) that is not JSON can
 		// fail to encode.
 		errs.Invalid(path.Child("provider"), field.OmitValueType{}, fmt.Errorf("cannot be encoded: %w", err))
-		return m, false
+		return m, whole
 	}
-	w := walk{r: r, errs: errs, ok: true}
+	w := walk{r: r, errs: errs, did: rendering{standIns: map[string][]string{}}}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := w.value(dec, path, "", true); err != nil {
 		errs.Invalid(path, field.OmitValueType{}, fmt.Errorf("rendering args: %w", err))
-		return m, false
+		return m, whole
 	}
+	var out v1alpha1.Metric
 	if err := json.Unmarshal(w.out.Bytes(), &out); err != nil {
 		errs.Invalid(path, field.OmitValueType{}, fmt.Errorf("rendering args: %w", err))
-		return m, false
+		return m, whole
 	}
-	return out, w.ok
+	return out, w.did
+}
+
+// explain says, in the problems of found about fields an arg could not be rendered into,
+// only that, and in those about fields that got stand-ins, which stand-ins they got.
+func (did rendering) explain(found fielderr.List) fielderr.List {
+	within := func(p *fielderr.Error, f string) bool {
+		return p.Field.Field == f || strings.HasPrefix(p.Field.Field, f+".") || strings.HasPrefix(p.Field.Field, f+"[")
+	}
+	found = slices.DeleteFunc(found, func(p *fielderr.Error) bool {
+		if _, undefined := errors.AsType[*metricsq.UndefinedArgError](p.Cause); undefined {
+			return false
+		}
+		return slices.ContainsFunc(did.failed, func(f string) bool { return within(p, f) })
+	})
+	for _, p := range found {
+		if used := did.standIns[p.Field.Field]; len(used) > 0 {
+			// On the first line, which is the one a line-per-problem listing shows.
+			first, rest, more := strings.Cut(p.Field.Detail, "\n")
+			p.Field.Detail = first + " (checked with stand-ins for the args runs give: " + strings.Join(used, ", ") + ")"
+			if more {
+				p.Field.Detail += "\n" + rest
+			}
+		}
+	}
+	return found
 }
 
 // walk copies a JSON document token by token, rendering its strings, so that each
@@ -76,7 +113,7 @@ type walk struct {
 	r    renderer
 	errs *fielderr.List
 	out  bytes.Buffer
-	ok   bool
+	did  rendering
 }
 
 // value copies one value; key is its field's name ("" in a list), top whether it is the
@@ -168,6 +205,11 @@ func (w *walk) renderString(path *field.Path, key, text string) string {
 	}
 	out, err := metricsq.Render(text, args)
 	if err == nil {
+		for _, name := range metricsq.ArgNames(text) {
+			if w.r.standIns[name] {
+				w.did.standIns[path.String()] = append(w.did.standIns[path.String()], name+"="+args[name])
+			}
+		}
 		return out
 	}
 	causes := []error{err}
@@ -177,6 +219,6 @@ func (w *walk) renderString(path *field.Path, key, text string) string {
 	for _, c := range causes {
 		w.errs.Invalid(path, text, c)
 	}
-	w.ok = false
+	w.did.failed = append(w.did.failed, path.String())
 	return text
 }

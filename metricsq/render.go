@@ -49,6 +49,17 @@ func Render(query string, args map[string]string) (string, error) {
 	return out, nil
 }
 
+// ArgNames returns the args text refers to as {{args.name}}, in order, each once.
+func ArgNames(text string) []string {
+	var names []string
+	for _, m := range argRef.FindAllStringSubmatch(text, -1) {
+		if !slices.Contains(names, m[1]) {
+			names = append(names, m[1])
+		}
+	}
+	return names
+}
+
 // Validate checks PromQL syntax with the Prometheus parser, so a run never starts on a
 // query Prometheus would reject, and returns the type of what the query evaluates to
 // (model.ValVector for sum(...), model.ValScalar for scalar(...)). The error carries the

@@ -52,6 +52,11 @@ func TestRenderDoesNotExpandValues(t *testing.T) {
 	assert.Equal(t, `{{args.b}}`, got)
 }
 
+func TestArgNames(t *testing.T) {
+	assert.Equal(t, []string{"service", "lookback"}, ArgNames(`x{s="{{args.service}}"}[{{ args.lookback }}] / y{s="{{args.service}}"} {{other}}`))
+	assert.Empty(t, ArgNames("up"))
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		query    string

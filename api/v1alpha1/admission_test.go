@@ -2,6 +2,8 @@ package v1alpha1_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
+
+	"github.com/promgate/promgate/test/testbin"
 )
 
 // admission applies a CRD's schema the way the API server does on create: prune, default,
@@ -189,4 +193,26 @@ spec:
 	assert.Empty(t, ro.create(t, rollout))
 	errs := ro.create(t, strings.Replace(rollout, "valueFrom: {fieldRef:", "valueFrom: {podTemplateHashValue: Canary, fieldRef:", 1))
 	assert.Contains(t, errs.ToAggregate().Error(), "exactly one of secretKeyRef, podTemplateHashValue and fieldRef")
+}
+
+// TestArgoCorpusIsAdmitted: the templates lint's Argo corpus holds are what the API server
+// accepts too.
+func TestArgoCorpusIsAdmitted(t *testing.T) {
+	root, err := testbin.RepoRoot()
+	require.NoError(t, err)
+	files, err := filepath.Glob(filepath.Join(root, "cmd", "promgate", "testdata", "argo", "*.yaml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	byKind := map[string]*admission{"AnalysisTemplate": newAdmission(t, "analysistemplates"), "ClusterAnalysisTemplate": newAdmission(t, "clusteranalysistemplates")}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for i, doc := range strings.Split(string(b), "\n---\n") {
+			var head struct{ Kind string }
+			require.NoError(t, yaml.Unmarshal([]byte(doc), &head))
+			a := byKind[head.Kind]
+			require.NotNil(t, a, "%s document %d: kind %q", f, i+1, head.Kind)
+			assert.Empty(t, a.create(t, doc), "%s document %d", filepath.Base(f), i+1)
+		}
+	}
 }

@@ -225,7 +225,7 @@ spec:
 		return "<unset>"
 	}
 
-	spec, unset, err := runSpec(tmpl, []string{"token=s3cret", "quantile=0.5"}, "http://prom:9090")
+	spec, unset, err := runSpec(tmpl, ts, []string{"token=s3cret", "quantile=0.5"}, "http://prom:9090")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"service"}, unset)
 	assert.Equal(t, "s3cret", value(spec, "token"), "a secret-backed arg is given with --arg")
@@ -235,17 +235,17 @@ spec:
 	assert.Equal(t, "http://template:9090", tmpl.Spec.Metrics[0].Provider.Prometheus.Address, "the template itself is left as it was")
 	assert.Equal(t, []v1alpha1.AnalysisTemplateRef{{Name: "args"}}, spec.Templates)
 
-	spec, unset, err = runSpec(tmpl, []string{"token=x", "service=checkout"}, "")
+	spec, unset, err = runSpec(tmpl, ts, []string{"token=x", "service=checkout"}, "")
 	require.NoError(t, err)
 	assert.Empty(t, unset)
 	assert.Equal(t, "0.99", value(spec, "quantile"))
 	assert.Equal(t, "http://template:9090", spec.Metrics[0].Provider.Prometheus.Address, "no --prometheus: the template's address")
 
-	_, _, err = runSpec(tmpl, nil, "")
+	_, _, err = runSpec(tmpl, ts, nil, "")
 	assert.EqualError(t, err, "args[token] comes from a Secret: give its value with --arg token=VALUE")
-	_, _, err = runSpec(tmpl, []string{"token=x", "nosuch=1"}, "")
+	_, _, err = runSpec(tmpl, ts, []string{"token=x", "nosuch=1"}, "")
 	assert.EqualError(t, err, "--arg nosuch: the template declares no such arg")
-	_, _, err = runSpec(tmpl, []string{"service"}, "")
+	_, _, err = runSpec(tmpl, ts, []string{"service"}, "")
 	assert.EqualError(t, err, `--arg "service": want name=value`)
 }
 

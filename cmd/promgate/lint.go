@@ -80,7 +80,11 @@ func lint(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stdout, t.line(w))
 			}
 			if len(problems) == 0 {
-				fmt.Fprintf(stdout, "%s: %s: ok (%d metrics)\n", t.File, t, len(t.Spec.Metrics))
+				included := ""
+				if n := len(t.Spec.Templates); n > 0 {
+					included = fmt.Sprintf(", %d included templates", n)
+				}
+				fmt.Fprintf(stdout, "%s: %s: ok (%d metrics%s)\n", t.File, t, len(t.Spec.Metrics), included)
 				continue
 			}
 			for _, p := range problems {

@@ -61,6 +61,10 @@ const (
 	MaxLogBytes = 4 << 10
 )
 
+// logReadBytes bounds what is read of a container's last lines: the message keeps their
+// end, and the server cuts a long output at its start.
+const logReadBytes = 64 << 10
+
 // DefaultPoll is how soon a running Job is looked at again when Options leaves it unset.
 const DefaultPoll = 2 * time.Second
 
@@ -268,13 +272,13 @@ func (s *Source) logs(ctx context.Context, job *batchv1.Job) (string, error) {
 
 func (s *Source) containerLog(ctx context.Context, pod *corev1.Pod, container string) (string, error) {
 	stream, err := s.f.pods.Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{
-		Container: container, TailLines: ptr.To[int64](MaxLogLines), LimitBytes: ptr.To[int64](MaxLogBytes),
+		Container: container, TailLines: ptr.To[int64](MaxLogLines), LimitBytes: ptr.To[int64](logReadBytes),
 	}).Stream(ctx)
 	if err != nil {
 		return "", fmt.Errorf("reading the log of %s: %w", pod.Name, err)
 	}
 	defer stream.Close()
-	b, err := io.ReadAll(io.LimitReader(stream, MaxLogBytes))
+	b, err := io.ReadAll(io.LimitReader(stream, logReadBytes))
 	if err != nil {
 		return "", fmt.Errorf("reading the log of %s: %w", pod.Name, err)
 	}

@@ -2,18 +2,25 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/test/testbed"
+	"github.com/promgate/promgate/test/testbin"
 )
 
 func promMetric(name string) v1alpha1.Metric {
@@ -83,9 +90,9 @@ func TestCRDValidation(t *testing.T) {
 		{"bad noData", template("bad-nodata", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics[0].NoData = "Ignore"
 		}), []string{"spec.metrics[0].noData", "Unsupported value"}},
-		{"negative failureLimit", template("negative-limit", func(s *v1alpha1.AnalysisTemplateSpec) {
-			s.Metrics[0].FailureLimit = ptr.To(intstr.FromInt32(-1))
-		}), []string{"spec.metrics[0].failureLimit"}},
+		{"failureLimit below -1", template("negative-limit", func(s *v1alpha1.AnalysisTemplateSpec) {
+			s.Metrics[0].FailureLimit = ptr.To(intstr.FromInt32(-2))
+		}), []string{"spec.metrics[0]", "failureLimit is -1 (disabled) or more"}},
 		{"bad interval", template("bad-interval", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics[0].Interval = "ten seconds"
 		}), []string{"spec.metrics[0].interval"}},
@@ -99,7 +106,10 @@ func TestCRDValidation(t *testing.T) {
 		}), []string{"spec.metrics[1]", "Duplicate value"}},
 		{"no metrics", template("no-metrics", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics = nil
-		}), []string{"spec.metrics"}},
+		}), []string{"spec", "at least one metric or one included template is required"}},
+		{"an Argo provider beside another", template("two-with-datadog", func(s *v1alpha1.AnalysisTemplateSpec) {
+			s.Metrics[0].Provider.Datadog = &apiextensionsv1.JSON{Raw: []byte(`{"query": "avg:errors{*}"}`)}
+		}), []string{"spec.metrics[0].provider", "exactly one provider"}},
 		{"two auth methods", template("two-auths", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics[0].Provider.Prometheus.Auth = &v1alpha1.HTTPAuth{
 				BearerTokenSecret: &v1alpha1.SecretKeySelector{Name: "s", Key: "token"},
@@ -165,6 +175,30 @@ func TestCRDValidation(t *testing.T) {
 		require.NoError(t, cp.Client.Get(ctx, client.ObjectKeyFromObject(at), &got))
 		assert.Equal(t, v1alpha1.NoDataInconclusive, got.Spec.Metrics[0].NoData, "noData defaults to Inconclusive")
 		assert.Equal(t, "GET", got.Spec.Metrics[1].Provider.Web.Method, "web method defaults to GET")
+	})
+
+	t.Run("accepts the Argo-style corpus lint passes", func(t *testing.T) {
+		root, err := testbin.RepoRoot()
+		require.NoError(t, err)
+		files, err := filepath.Glob(filepath.Join(root, "cmd", "promgate", "testdata", "argo", "*.yaml"))
+		require.NoError(t, err)
+		require.NotEmpty(t, files)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			for _, doc := range strings.Split(string(b), "\n---\n") {
+				var obj unstructured.Unstructured
+				require.NoError(t, yaml.Unmarshal([]byte(doc), &obj.Object))
+				if obj.GetKind() == "AnalysisTemplate" {
+					obj.SetNamespace("default")
+				}
+				require.NoError(t, cp.Client.Create(ctx, &obj), "%s: %s", filepath.Base(f), obj.GetName())
+			}
+		}
+		var got v1alpha1.AnalysisTemplate
+		require.NoError(t, cp.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "canary-tests"}, &got))
+		require.NotNil(t, got.Spec.Metrics[1].Provider.Job)
+		assert.Equal(t, "grafana/k6:{{args.k6-version}}", got.Spec.Metrics[1].Provider.Job.Spec.Template.Spec.Containers[0].Image, "the Job's spec is kept as written")
 	})
 
 	t.Run("accepts seed 000's blue-green rollout", func(t *testing.T) {

@@ -129,7 +129,8 @@ func compile(src string, env any) (*vm.Program, error) {
 	)
 }
 
-// isNil is Argo Rollouts' isNil: true for nil and for a nil map, list or pointer.
+// isNil is true for nil and for a nil map, list or pointer: what Argo Rollouts' isNil
+// says of the result, and of any value here.
 func isNil(x any) bool {
 	if x == nil {
 		return true

@@ -345,8 +345,8 @@ type PrometheusMetric struct {
 	Timeout *intstr.IntOrString `json:"timeout,omitempty"`
 	// Range makes this a range query over the window ending at the measurement time; the
 	// condition sees the last value of each series in result and every point in
-	// series[].values. Preferred over rangeQuery: runs measuring at the same time share
-	// one query.
+	// series[].values. Preferred over rangeQuery for such a window: it needs no
+	// expressions.
 	// +optional
 	Range *PrometheusRange `json:"range,omitempty"`
 	// RangeQuery is Argo Rollouts' range query: start and end are expr expressions such as

@@ -68,8 +68,12 @@ const logReadBytes = 64 << 10
 // DefaultPoll is how soon a running Job is looked at again when Options leaves it unset.
 const DefaultPoll = 2 * time.Second
 
-// apiTimeout bounds each call to the API server a measurement makes.
-const apiTimeout = 10 * time.Second
+// apiTimeout bounds the calls to the API server a measurement makes; logTimeout bounds
+// reading logs within it, which goes through the node and may not answer at all.
+const (
+	apiTimeout = 10 * time.Second
+	logTimeout = 5 * time.Second
+)
 
 // Options configures a Factory.
 type Options struct {
@@ -246,6 +250,8 @@ func (s *Source) logs(ctx context.Context, job *batchv1.Job) (string, error) {
 	if s.f.pods == nil {
 		return "", nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
 	pods, err := s.f.pods.Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: batchv1.ControllerUidLabel + "=" + string(job.UID)})
 	if err != nil {
 		return "", fmt.Errorf("listing its pods: %w", err)

@@ -202,7 +202,7 @@ type AnalysisRunArgument struct {
 }
 
 // AnalysisRunArgumentValueFrom is where a Rollout arg's value comes from.
-// +kubebuilder:validation:XValidation:rule="(has(self.secretKeyRef) ? 1 : 0) + (has(self.podTemplateHashValue) ? 1 : 0) == 1",message="exactly one of secretKeyRef and podTemplateHashValue must be set"
+// +kubebuilder:validation:XValidation:rule="(has(self.secretKeyRef) ? 1 : 0) + (has(self.podTemplateHashValue) ? 1 : 0) + (has(self.fieldRef) ? 1 : 0) == 1",message="exactly one of secretKeyRef, podTemplateHashValue and fieldRef must be set"
 type AnalysisRunArgumentValueFrom struct {
 	// SecretKeyRef reads a Secret key in the Rollout's namespace (masked everywhere).
 	// +optional
@@ -211,6 +211,9 @@ type AnalysisRunArgumentValueFrom struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Stable;Canary
 	PodTemplateHashValue string `json:"podTemplateHashValue,omitempty"`
+	// FieldRef takes the value from the Rollout's metadata, e.g. metadata.labels['app'].
+	// +optional
+	FieldRef *FieldRef `json:"fieldRef,omitempty"`
 }
 
 // TrafficRouting is one entry point whose traffic the release moves.

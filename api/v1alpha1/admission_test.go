@@ -1,7 +1,6 @@
 package v1alpha1_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,61 +8,30 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	crdvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
-	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
-	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
 
+	admissionpkg "github.com/promgate/promgate/test/admission"
 	"github.com/promgate/promgate/test/testbin"
 )
 
-// admission applies a CRD's schema the way the API server does on create: prune, default,
-// then the OpenAPI schema and the CEL rules. It lets these tests check the generated CRDs
-// without an API server.
-type admission struct {
-	structural *structuralschema.Structural
-	schema     apiservervalidation.SchemaCreateValidator
-	cel        *cel.Validator
-}
+// admission checks objects against a generated CRD the way the API server does on create.
+type admission struct{ crd *admissionpkg.CRD }
 
 func newAdmission(t *testing.T, plural string) *admission {
 	t.Helper()
-	crd := loadCRD(t, plural)
-	var internal apiextensions.CustomResourceDefinition
-	require.NoError(t, apiextensionsv1.Convert_v1_CustomResourceDefinition_To_apiextensions_CustomResourceDefinition(crd, &internal, nil))
-	// The API server records the stored version itself.
-	internal.Status.StoredVersions = []string{crd.Spec.Versions[0].Name}
-	require.Empty(t, crdvalidation.ValidateCustomResourceDefinition(context.Background(), &internal), "the API server would refuse the CRD")
-	// Conversion hoists a schema shared by every version to spec.validation.
-	props := internal.Spec.Validation.OpenAPIV3Schema
-	s, err := structuralschema.NewStructural(props)
+	crd, err := admissionpkg.Load(plural)
 	require.NoError(t, err)
-	v, _, err := apiservervalidation.NewSchemaValidator(props)
-	require.NoError(t, err)
-	return &admission{structural: s, schema: v, cel: cel.NewValidator(s, true, celconfig.PerCallLimit)}
+	return &admission{crd: crd}
 }
 
 // create returns what the API server would say about the object written as YAML.
 func (a *admission) create(t *testing.T, doc string) field.ErrorList {
 	t.Helper()
-	j, err := yaml.YAMLToJSON([]byte(doc))
+	errs, err := a.crd.Create([]byte(doc))
 	require.NoError(t, err)
-	// As the API server decodes: integers as int64, which int-or-string fields need.
-	var obj map[string]any
-	require.NoError(t, json.Unmarshal(j, &obj))
-	pruning.Prune(obj, a.structural, true)
-	defaulting.Default(obj, a.structural)
-	errs := apiservervalidation.ValidateCustomResource(nil, obj, a.schema)
-	celErrs, _ := a.cel.Validate(context.Background(), nil, a.structural, obj, nil, celconfig.RuntimeCELCostBudget)
-	return append(errs, celErrs...)
+	return errs
 }
 
 func TestCRDsAreAcceptedByTheAPIServer(t *testing.T) {
@@ -165,7 +133,7 @@ func TestAdmissionOfArgoShapes(t *testing.T) {
 		require.NoError(t, err)
 		var obj map[string]any
 		require.NoError(t, json.Unmarshal(j, &obj))
-		pruning.Prune(obj, at.structural, true)
+		at.crd.Prune(obj)
 		metrics := obj["spec"].(map[string]any)["metrics"].([]any)
 		job := metrics[2].(map[string]any)["provider"].(map[string]any)["job"].(map[string]any)
 		assert.Equal(t, int64(1), job["spec"].(map[string]any)["backoffLimit"])
@@ -193,6 +161,31 @@ spec:
 	assert.Empty(t, ro.create(t, rollout))
 	errs := ro.create(t, strings.Replace(rollout, "valueFrom: {fieldRef:", "valueFrom: {podTemplateHashValue: Canary, fieldRef:", 1))
 	assert.Contains(t, errs.ToAggregate().Error(), "exactly one of secretKeyRef, podTemplateHashValue and fieldRef")
+}
+
+func TestAdmissionOfIstioRouting(t *testing.T) {
+	ro := newAdmission(t, "rollouts")
+	const rollout = `apiVersion: promgate.io/v1alpha1
+kind: Rollout
+metadata: {name: checkout, namespace: default}
+spec:
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: checkout}
+  strategy:
+    canary:
+      steps: [{traffic: 10%}]
+      trafficRoutings:
+      - service: checkout
+        istio:
+          virtualService: {name: checkout, routes: [primary]}
+          destinationRule: {name: checkout, stableSubsetName: stable, canarySubsetName: canary}
+`
+	assert.Empty(t, ro.create(t, rollout))
+	errs := ro.create(t, strings.Replace(rollout, "canarySubsetName: canary", "canarySubsetName: stable", 1))
+	assert.Contains(t, errs.ToAggregate().Error(), "stableSubsetName and canarySubsetName must differ")
+	errs = ro.create(t, strings.Replace(rollout, "      - service: checkout\n", "      - service: checkout\n        gateway: {httpRouteName: checkout}\n", 1))
+	assert.Contains(t, errs.ToAggregate().Error(), "ingress, gateway and istio are mutually exclusive")
+	errs = ro.create(t, strings.Replace(rollout, "virtualService: {name: checkout, routes: [primary]}", "virtualService: {routes: [primary]}", 1))
+	assert.Contains(t, errs.ToAggregate().Error(), "spec.strategy.canary.trafficRoutings[0].istio.virtualService.name")
 }
 
 // TestArgoCorpusIsAdmitted: the templates lint's Argo corpus holds are what the API server

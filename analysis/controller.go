@@ -123,6 +123,9 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	now := time.Now()
 	if run.Status.Phase.Completed() {
 		r.plans.forget(run.UID)
+		if err := r.release(ctx, &run); err != nil {
+			return reconcile.Result{}, err
+		}
 		return r.collectGarbage(ctx, &run, now)
 	}
 	before := run.Status.DeepCopy()
@@ -130,7 +133,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	plan := r.plans.get(&run, now)
 	if plan == nil {
 		var err error
-		if plan, err = r.Engine.Prepare(ctx, &run.Spec, r.secretFunc(run.Namespace)); err != nil {
+		if plan, err = r.Engine.Prepare(ctx, &run.Spec, r.secretFunc(run.Namespace), runOf(&run)); err != nil {
 			return r.invalid(ctx, &run, before, now, err)
 		}
 		r.plans.put(&run, plan, now)
@@ -149,6 +152,9 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	}
 	r.announce(&run, before)
 	if next.IsZero() {
+		if err := r.release(ctx, &run); err != nil {
+			return reconcile.Result{}, err
+		}
 		return r.collectGarbage(ctx, &run, now)
 	}
 	// A slow measurement can leave the next tick already due; RequeueAfter 0 would mean
@@ -219,6 +225,19 @@ func eventType(p v1alpha1.AnalysisPhase) string {
 		return corev1.EventTypeNormal
 	}
 	return corev1.EventTypeWarning
+}
+
+// release deletes what the measurements of a run that has ended left behind (its Jobs);
+// a failure is retried, since nothing else would delete them before the run goes.
+func (r *RunReconciler) release(ctx context.Context, run *v1alpha1.AnalysisRun) error {
+	if err := r.Engine.Release(ctx, &run.Spec, *runOf(run)); err != nil {
+		return fmt.Errorf("releasing what the measurements of %s/%s left: %w", run.Namespace, run.Name, err)
+	}
+	return nil
+}
+
+func runOf(run *v1alpha1.AnalysisRun) *providers.Run {
+	return &providers.Run{Namespace: run.Namespace, Name: run.Name, UID: run.UID}
 }
 
 // collectGarbage deletes a finished run once its TTL has passed.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -33,6 +34,7 @@ import (
 	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/config/rbac"
+	"github.com/promgate/promgate/providers/job"
 	"github.com/promgate/promgate/providers/shared"
 	"github.com/promgate/promgate/rollout"
 	"github.com/promgate/promgate/rollout/alerts"
@@ -111,14 +113,19 @@ func runController(args []string) int {
 	// Managed fields are never read here; dropping them from the cache saves memory on
 	// every cached run.
 	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	// Of the cluster's Jobs only those of job metrics are read.
+	jobSelector, err := labels.Parse(job.RunUIDLabel)
+	if err != nil {
+		log.Error(err, "building the Job selector")
+		return exitError
+	}
+	cacheOpts.ByObject = map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: jobSelector}}
 	var shardKeys []string
 	if *shard != "" {
 		// A shard caches (and so reconciles) only its Rollouts and their runs; templates
 		// are shared by every shard.
-		cacheOpts.ByObject = map[client.Object]cache.ByObject{
-			&v1alpha1.Rollout{}:     {Label: shardSel},
-			&v1alpha1.AnalysisRun{}: {Label: shardSel},
-		}
+		cacheOpts.ByObject[&v1alpha1.Rollout{}] = cache.ByObject{Label: shardSel}
+		cacheOpts.ByObject[&v1alpha1.AnalysisRun{}] = cache.ByObject{Label: shardSel}
 		reqs, _ := shardSel.Requirements()
 		for _, r := range reqs {
 			shardKeys = append(shardKeys, r.Key())

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
@@ -313,7 +314,7 @@ func BenchmarkRollouts1000(b *testing.B) {
 		Spec: v1alpha1.AnalysisTemplateSpec{
 			Args: []v1alpha1.Argument{{Name: "svc"}},
 			Metrics: []v1alpha1.Metric{{
-				Name: "success-rate", Interval: v1alpha1.DurationString(interval.String()), Count: ptr.To[int32](measurements),
+				Name: "success-rate", Interval: v1alpha1.DurationString(interval.String()), Count: ptr.To(intstr.FromInt32(measurements)),
 				SuccessCondition: "result[0] >= 0.95",
 				Provider:         v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Query: `bench_success_ratio{service="{{args.svc}}"}`}},
 			}},

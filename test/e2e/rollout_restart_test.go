@@ -75,7 +75,7 @@ func (b *restartBed) errorRateTemplate(t *testing.T, name string) {
 		Spec: v1alpha1.AnalysisTemplateSpec{Metrics: []v1alpha1.Metric{{
 			Name:             "error-rate",
 			Interval:         "2s",
-			Count:            ptr.To[int32](5),
+			Count:            ptr.To(intstr.FromInt32(5)),
 			SuccessCondition: "result < 0.05",
 			Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{
 				URL: "http://" + b.webAddr + "/" + name, JSONPath: "{$.value}",

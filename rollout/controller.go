@@ -119,7 +119,7 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 	}
 	return builder.ControllerManagedBy(mgr).
 		For(&v1alpha1.Rollout{}).
-		Owns(&v1alpha1.AnalysisRun{}).
+		Owns(&v1alpha1.AnalysisRun{}, builder.WithPredicates(runPhaseChanged)).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return byWorkload(ctx, o.GetNamespace(), "Deployment", o.GetName())
 		})).
@@ -132,7 +132,7 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 				return nil
 			}
 			return byWorkload(ctx, o.GetNamespace(), "Deployment", owner.Name)
-		})).
+		}), builder.WithPredicates(replicaSetChanged)).
 		// A step waiting for a Service's EndpointSlices is woken when they change. Only
 		// their metadata is cached: the check itself reads them from the API server.
 		WatchesMetadata(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {

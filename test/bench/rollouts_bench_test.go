@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"regexp"
 	"slices"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -179,6 +182,52 @@ func (s *sampler) max() float64 {
 	return s.peak
 }
 
+// reconciles counts the controller's reconciles, by controller.
+func reconciles(b *testing.B, pg *testbed.Promgate) map[string]float64 {
+	b.Helper()
+	out := map[string]float64{}
+	for _, c := range []string{"rollout", "analysisrun"} {
+		out[c] = counterSum(b, pg.MetricsURL, "controller_runtime_reconcile_total", map[string]string{"controller": c})
+	}
+	return out
+}
+
+// queueWait is the q quantile of how long requests waited in a controller's work queue
+// since the controller started, from controller-runtime's histogram: a long wait says the
+// workers cannot keep up.
+func queueWait(b *testing.B, pg *testbed.Promgate, controller string, q float64) time.Duration {
+	b.Helper()
+	resp, err := http.Get(pg.MetricsURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range families["workqueue_queue_duration_seconds"].GetMetric() {
+		name := ""
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "name" {
+				name = l.GetValue()
+			}
+		}
+		if name != controller {
+			continue
+		}
+		h := m.GetHistogram()
+		want := q * float64(h.GetSampleCount())
+		for _, bk := range h.GetBucket() {
+			if float64(bk.GetCumulativeCount()) >= want {
+				return time.Duration(bk.GetUpperBound() * float64(time.Second))
+			}
+		}
+	}
+	return -1
+}
+
 // apiCounts are the controller's API requests by verb, from its client metrics.
 func apiCounts(b *testing.B, pg *testbed.Promgate) map[string]float64 {
 	b.Helper()
@@ -329,6 +378,7 @@ func BenchmarkRollouts1000(b *testing.B) {
 	tr := watchTransitions(b, s)
 	rss := sampleRSS(b, s.pg.Pid())
 	apiBefore, cpuBefore := apiCounts(b, s.pg), cpuSeconds(b, s.pg.Pid())
+	reconcilesBefore := reconciles(b, s.pg)
 	start := time.Now()
 	b.ResetTimer()
 	profiled := s.prof.cpu("rollouts", 30*time.Second)
@@ -345,6 +395,7 @@ func BenchmarkRollouts1000(b *testing.B) {
 	s.prof.heap("rollouts")
 	cores := (cpuSeconds(b, s.pg.Pid()) - cpuBefore) / elapsed.Seconds()
 	apiAfter := apiCounts(b, s.pg)
+	reconcilesAfter := reconciles(b, s.pg)
 	var total float64
 	for verb, v := range apiAfter {
 		rate := (v - apiBefore[verb]) / elapsed.Seconds()
@@ -374,6 +425,10 @@ func BenchmarkRollouts1000(b *testing.B) {
 	fmt.Printf("  step transition  p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d transitions (target p99 < 1 s; watches reopened %d times)\n",
 		quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 1), len(lat), tr.rewatched.Load())
 	fmt.Printf("  controller %.3f cores, peak RSS %.1f MiB (target < 200 MiB), %.0f API requests/s\n", cores, peak, total)
+	for _, c := range []string{"rollout", "analysisrun"} {
+		n := reconcilesAfter[c] - reconcilesBefore[c]
+		fmt.Printf("  %s reconciles %.0f (%.1f per release), %.0f/s; queue wait p99 %s\n", c, n, n/float64(s.n), n/elapsed.Seconds(), queueWait(b, s.pg, c, 0.99))
+	}
 }
 
 // BenchmarkRollouts10000Idle holds ROLLOUTS_IDLE (default 10,000) Healthy Rollouts with

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,7 +67,9 @@ func startScaleBed(b *testing.B, n int, steps []v1alpha1.RolloutStep, template *
 	}
 	prom := testbed.StartPrometheus(b, testbed.PrometheusOptions{Targets: []string{testbed.Serve(b, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))}})
 	pprofArgs, prof := newProfiler(b)
-	pg := testbed.StartPromgate(b, cl.ControlPlane, append(pprofArgs, "--prometheus-address="+prom.URL)...)
+	// $PROMGATE_BENCH_ARGS adds controller flags, to measure a tuning (workers, QPS).
+	args := append(append(pprofArgs, "--prometheus-address="+prom.URL), strings.Fields(os.Getenv("PROMGATE_BENCH_ARGS"))...)
+	pg := testbed.StartPromgate(b, cl.ControlPlane, args...)
 	s := &scaleBed{Cluster: cl, pg: pg, n: n, prof: prof}
 	ctx := context.Background()
 	if template != nil {

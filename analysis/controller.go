@@ -203,14 +203,17 @@ func (r *RunReconciler) writeStatus(ctx context.Context, run *v1alpha1.AnalysisR
 	return false, nil
 }
 
-// announce emits events for metrics and the run reaching a verdict since before.
+// announce emits events for metrics (of runs of several) and the run reaching a verdict
+// since before.
 func (r *RunReconciler) announce(run *v1alpha1.AnalysisRun, before *v1alpha1.AnalysisRunStatus) {
 	prev := map[string]v1alpha1.AnalysisPhase{}
 	for _, mr := range before.MetricResults {
 		prev[mr.Name] = mr.Phase
 	}
+	// A run of one metric ends with it: the run's Event says the same, and an Event is
+	// an API write (the controller's most frequent after status, at a thousand runs).
 	for _, mr := range run.Status.MetricResults {
-		if mr.Phase.Completed() && !prev[mr.Name].Completed() {
+		if len(run.Status.MetricResults) > 1 && mr.Phase.Completed() && !prev[mr.Name].Completed() {
 			r.Recorder.Eventf(run, nil, eventType(mr.Phase), "Metric"+string(mr.Phase), "Measure", "metric %q %s: %s", mr.Name, mr.Phase, mr.Message)
 		}
 	}

@@ -67,7 +67,7 @@ func runController(args []string) int {
 		qps            = fs.Float64("kube-api-qps", 300, "API requests per second: every measurement is a status write, 1,000 runs at 10 s need 100/s")
 		burst          = fs.Int("kube-api-burst", 600, "API request burst")
 		workers        = fs.Int("analysis-workers", 64, "AnalysisRuns measured in parallel")
-		rolloutWorkers = fs.Int("rollout-workers", 16, "Rollouts reconciled in parallel")
+		rolloutWorkers = fs.Int("rollout-workers", 64, "Rollouts reconciled in parallel: a reconcile mostly waits on the API server, so a thousand releasing at once need many")
 		maxQueries     = fs.Int("max-concurrent-queries", shared.DefaultMaxConcurrentPerTarget, "queries in flight per Prometheus")
 		pprofAddr      = fs.String("pprof-bind-address", "", "address of /debug/pprof for profiling; empty disables it")
 		webhookAddr    = fs.String("alert-webhook-bind-address", "", "address of the Alertmanager webhook receiver (path /alertmanager); empty disables it")

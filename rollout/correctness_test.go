@@ -184,3 +184,27 @@ func TestTheRolloutThatTookTheDeploymentKeepsIt(t *testing.T) {
 		assert.Equal(t, before, k.deployment().ResourceVersion, "only the stale view's write was tried, and it conflicted")
 	})
 }
+
+// The error names the Rollout that holds the workload, not an older one that never took
+// it; age decides only between Rollouts none of which took it.
+func TestReleaserNamesTheOwner(t *testing.T) {
+	at := func(name string, sec int) v1alpha1.Rollout {
+		return v1alpha1.Rollout{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(time.Date(2026, 12, 1, 2, 0, sec, 0, time.UTC))}}
+	}
+	gone := at("gone", 0)
+	gone.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	all := []v1alpha1.Rollout{at("older-invalid", 1), at("owner", 2), at("me", 3), at("younger", 4), gone}
+	me := &all[2]
+	for _, tc := range []struct {
+		name, owner, want string
+	}{
+		{"held by another", "owner", "owner"},
+		{"held by me", "me", ""},
+		{"held by none: the oldest live one", "", "older-invalid"},
+		{"held by a Rollout that is gone: the oldest live one", "vanished", "older-invalid"},
+		{"held by one being deleted: the oldest live one", "gone", "older-invalid"},
+	} {
+		assert.Equal(t, tc.want, releaser(tc.owner, me, all), tc.name)
+	}
+	assert.Empty(t, releaser("", &all[0], all), "the oldest takes a workload no one holds")
+}

@@ -34,16 +34,8 @@ func (s *state) load(ctx context.Context) error {
 	if err := s.c.List(ctx, &others, client.InNamespace(s.ro.Namespace), client.MatchingFields{workloadIndex: workloadKey(ref.Kind, ref.Name)}); err != nil {
 		return fmt.Errorf("listing Rollouts of %s %s: %w", ref.Kind, ref.Name, err)
 	}
-	// The Rollout that took the workload over keeps it; between Rollouts that have not,
-	// the older does.
-	owner := w.owner()
-	for _, o := range others.Items {
-		if o.Name == s.ro.Name || o.DeletionTimestamp != nil {
-			continue
-		}
-		if o.Name == owner || (owner != s.ro.Name && firstOf(&o, s.ro)) {
-			return field.Invalid(field.NewPath("spec", "workloadRef", "name"), ref.Name, fmt.Sprintf("%s %q is already released by Rollout %q", ref.Kind, ref.Name, o.Name))
-		}
+	if by := releaser(w.owner(), s.ro, others.Items); by != "" {
+		return field.Invalid(field.NewPath("spec", "workloadRef", "name"), ref.Name, fmt.Sprintf("%s %q is already released by Rollout %q", ref.Kind, ref.Name, by))
 	}
 	_, path := s.ro.Spec.Strategy.Active()
 	for _, rt := range s.routers() {
@@ -76,6 +68,31 @@ func (s *state) loadWorkload(ctx context.Context) (workload, error) {
 
 // firstOf says whether a was created before b, so of two Rollouts on one Deployment the
 // older keeps it.
+// releaser names the Rollout other than ro that releases the workload owner (its
+// annotation) names, or "" when ro may. The Rollout that took the workload over keeps
+// it; only when none of the live ones has does the oldest win, so an older Rollout that
+// never took it (an invalid one, say) is not named in place of the one that did.
+func releaser(owner string, ro *v1alpha1.Rollout, all []v1alpha1.Rollout) string {
+	var live []*v1alpha1.Rollout
+	for i := range all {
+		if o := &all[i]; o.Name != ro.Name && o.DeletionTimestamp == nil {
+			if o.Name == owner {
+				return o.Name
+			}
+			live = append(live, o)
+		}
+	}
+	if owner == ro.Name {
+		return ""
+	}
+	for _, o := range live {
+		if firstOf(o, ro) {
+			return o.Name
+		}
+	}
+	return ""
+}
+
 func firstOf(a, b *v1alpha1.Rollout) bool {
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)

@@ -23,8 +23,15 @@ import (
 	"github.com/promgate/promgate/test/trafficsim"
 )
 
-// The judge scenarios' apps: each one's HTTPRoute gets 50 requests a second.
-var judgeApps = []string{"judge-slow", "judge-same", "judge-close", "judge-quiet", "judge-baseline", "judge-baseline-slow"}
+// The judge scenarios' apps and the requests per second each one's HTTPRoute gets. The two
+// judging a 5% slowdown get enough for their canary's 20% to tell it apart every time.
+var judgeApps = []struct {
+	name string
+	rps  float64
+}{
+	{"judge-slow", 50}, {"judge-same", 50}, {"judge-close", 400}, {"judge-strict", 400},
+	{"judge-quiet", 50}, {"judge-baseline", 50}, {"judge-baseline-slow", 50},
+}
 
 // stableLatency is every app's stable revision: a median of 100 ms, log-normal spread 0.25.
 var stableLatency = fixtures.Latency("100ms", "0.25")
@@ -74,15 +81,32 @@ func (b *rolloutBed) stepRun(t *testing.T, app string) *v1alpha1.AnalysisRun {
 	return &runs.Items[0]
 }
 
-// measuredRatio is the mean ratio in a judge measurement's value.
-var measuredRatio = regexp.MustCompile(`mean ratio (\d+(\.\d+)?)`)
+// measuredRatio and measuredShift find the mean ratio and the shift's confidence interval
+// in a judge measurement's value.
+var (
+	measuredRatio = regexp.MustCompile(`mean ratio (-?[\d.e+-]+)`)
+	measuredShift = regexp.MustCompile(`shift \[(-?[\d.e+-]+), (-?[\d.e+-]+)\]`)
+)
 
 func meanRatio(t *testing.T, value string) float64 {
 	t.Helper()
 	t.Logf("measurement: %s", value)
 	m := measuredRatio.FindStringSubmatch(value)
 	require.NotNil(t, m, "no mean ratio in %q", value)
-	f, err := strconv.ParseFloat(m[1], 64)
+	return parseFloat(t, m[1])
+}
+
+// shiftLow is the lower bound of the shift canary - baseline.
+func shiftLow(t *testing.T, value string) float64 {
+	t.Helper()
+	m := measuredShift.FindStringSubmatch(value)
+	require.NotNil(t, m, "no shift in %q", value)
+	return parseFloat(t, m[1])
+}
+
+func parseFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
 	require.NoError(t, err)
 	return f
 }
@@ -90,13 +114,13 @@ func meanRatio(t *testing.T, value string) float64 {
 // TestJudge releases canaries judged against their stable version, or a fresh baseline,
 // on the traffic simulator's noisy latencies through the real Prometheus: a canary twice
 // as slow fails and is aborted, one answering as stable does passes, one 5% slower passes
-// an allowed increase of 1.2, one without traffic is never promoted, and with a fresh
-// baseline the judge compares the canary with pods of the same age that the step starts
-// and removes.
+// an allowed increase of 1.2 and fails without it, one without traffic is never promoted,
+// and with a fresh baseline the judge compares the canary with pods of the same age that
+// the step starts and removes.
 func TestJudge(t *testing.T) {
 	var entries []trafficsim.Entry
 	for _, app := range judgeApps {
-		entries = append(entries, trafficsim.Entry{Kind: trafficsim.KindHTTPRoute, Name: app, RPS: 50})
+		entries = append(entries, trafficsim.Entry{Kind: trafficsim.KindHTTPRoute, Name: app.name, RPS: app.rps})
 	}
 	b := startRolloutBed(t, trafficsim.Config{Entries: entries, Seed: 14})
 	b.create(t,
@@ -105,7 +129,7 @@ func TestJudge(t *testing.T) {
 		fixtures.LatencyJudgeTemplate(b.ns, "judge-vs-baseline", "baseline-hash", nil),
 	)
 	for _, app := range judgeApps {
-		b.judgeApp(t, app)
+		b.judgeApp(t, app.name)
 	}
 
 	t.Run("a canary twice as slow is judged Failed and aborted", func(t *testing.T) {
@@ -121,7 +145,7 @@ func TestJudge(t *testing.T) {
 		assert.Equal(t, v1alpha1.AnalysisPhaseFailed, run.Status.Phase)
 		require.NotEmpty(t, run.Status.MetricResults[0].Measurements)
 		value := run.Status.MetricResults[0].Measurements[0].Value
-		assert.Regexp(t, `^score 0 \(Fail\); latency-mean: High, shift \[0\.\d+, 0\.\d+\], medians canary 0\.2\d* baseline 0\.1\d*, mean ratio`, value)
+		assert.Regexp(t, `^score 0 \(Fail\); latency-mean: High, shift \[0\.\d+, 0\.\d+\], medians canary 0\.\d+ baseline 0\.\d+, mean ratio`, value)
 		assert.InDelta(t, 2, meanRatio(t, value), 0.25, "%s", value)
 		assert.Equal(t, []map[string]int32{{app: 100, app + "-canary": 0}}, b.routeWeights(t, app), "all traffic back on stable")
 		require.NotNil(t, ro.Status.Report)
@@ -152,10 +176,22 @@ func TestJudge(t *testing.T) {
 		require.Equal(t, v1alpha1.RolloutPhaseCompleted, ro.Status.Phase, "%s", b.explain(t, ro))
 		for _, m := range b.stepRun(t, app).Status.MetricResults[0].Measurements {
 			assert.Regexp(t, `^score 100 \(Pass\); latency-mean: Pass`, m.Value)
-			ratio := meanRatio(t, m.Value)
-			assert.Greater(t, ratio, 1.0, "the canary is slower: %s", m.Value)
-			assert.Less(t, ratio, 1.2, "but within what is allowed: %s", m.Value)
+			assert.Greater(t, shiftLow(t, m.Value), 0.0, "the canary is significantly slower: %s", m.Value)
+			assert.Less(t, meanRatio(t, m.Value), 1.2, "but within what is allowed: %s", m.Value)
 		}
+	})
+
+	t.Run("a canary 5% slower fails with no increase allowed", func(t *testing.T) {
+		t.Parallel()
+		const app = "judge-strict"
+		b.judgeRollout(t, app, "judge-vs-stable", "20%", 0)
+		b.release(t, app, "105ms")
+		ro := b.waitPhase(t, app, 3*time.Minute, v1alpha1.RolloutPhaseAborted, v1alpha1.RolloutPhaseCompleted, v1alpha1.RolloutPhasePaused)
+		require.Equal(t, v1alpha1.RolloutPhaseAborted, ro.Status.Phase, "%s", b.explain(t, ro))
+		ms := b.stepRun(t, app).Status.MetricResults[0].Measurements
+		value := ms[len(ms)-1].Value
+		assert.Regexp(t, `^score 0 \(Fail\); latency-mean: High`, value)
+		assert.InDelta(t, 1.05, meanRatio(t, value), 0.03, "%s", value)
 	})
 
 	t.Run("a canary without traffic has no data and is never promoted", func(t *testing.T) {

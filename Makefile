@@ -31,7 +31,7 @@ generate:
 	$(GO) build -C test/tools/controller-gen -o $(BIN)/controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen
 	$(BIN)/controller-gen object paths=./api/...
 	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(BIN)/controller-gen rbac:roleName=promgate-controller paths=./analysis/... paths=./rollout/... paths=./cmd/... output:rbac:artifacts:config=config/rbac
+	$(BIN)/controller-gen rbac:roleName=promgate-controller paths=./analysis/... paths=./providers/... paths=./rollout/... paths=./cmd/... output:rbac:artifacts:config=config/rbac
 	rm -f charts/promgate/crds/*.yaml
 	cp config/crd/bases/*.yaml charts/promgate/crds/
 	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml config/prometheus/prometheusrule.yaml config/grafana/promgate.json charts/promgate/files/

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"math"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/common/model"
@@ -94,12 +95,12 @@ func BenchmarkConditionEval(b *testing.B) {
 	}
 }
 
-// TestEvalRecoversItsOwnPanics: expr's machine turns most panics into errors itself; one
-// that escapes it (here, from a missing program) must still be a named error, not a crash.
+// TestEvalRecoversItsOwnPanics: expr's machine turns panics into errors itself; one that
+// escapes it (here, from a broken machine pool) must still be a named error, not a crash.
 func TestEvalRecoversItsOwnPanics(t *testing.T) {
 	c, err := CompileCondition("result[0] > 0")
 	require.NoError(t, err)
-	c.vector = nil
+	c.vms = sync.Pool{New: func() any { return "not a machine" }}
 	ok, err := c.Eval(vector(1))
 	assert.False(t, ok)
 	require.ErrorContains(t, err, `evaluating "result[0] > 0": panic: `)

@@ -123,6 +123,9 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	now := time.Now()
 	if run.Status.Phase.Completed() {
 		r.plans.forget(run.UID)
+		if err := r.release(ctx, &run); err != nil {
+			return reconcile.Result{}, err
+		}
 		return r.collectGarbage(ctx, &run, now)
 	}
 	before := run.Status.DeepCopy()
@@ -130,7 +133,7 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	plan := r.plans.get(&run, now)
 	if plan == nil {
 		var err error
-		if plan, err = r.Engine.Prepare(ctx, &run.Spec, r.secretFunc(run.Namespace)); err != nil {
+		if plan, err = r.Engine.Prepare(ctx, &run.Spec, r.secretFunc(run.Namespace), runOf(&run)); err != nil {
 			return r.invalid(ctx, &run, before, now, err)
 		}
 		r.plans.put(&run, plan, now)
@@ -149,6 +152,9 @@ func (r *RunReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	}
 	r.announce(&run, before)
 	if next.IsZero() {
+		if err := r.release(ctx, &run); err != nil {
+			return reconcile.Result{}, err
+		}
 		return r.collectGarbage(ctx, &run, now)
 	}
 	// A slow measurement can leave the next tick already due; RequeueAfter 0 would mean
@@ -197,14 +203,17 @@ func (r *RunReconciler) writeStatus(ctx context.Context, run *v1alpha1.AnalysisR
 	return false, nil
 }
 
-// announce emits events for metrics and the run reaching a verdict since before.
+// announce emits events for metrics (of runs of several) and the run reaching a verdict
+// since before.
 func (r *RunReconciler) announce(run *v1alpha1.AnalysisRun, before *v1alpha1.AnalysisRunStatus) {
 	prev := map[string]v1alpha1.AnalysisPhase{}
 	for _, mr := range before.MetricResults {
 		prev[mr.Name] = mr.Phase
 	}
+	// A run of one metric ends with it: the run's Event says the same, and an Event is
+	// an API write (the controller's most frequent after status, at a thousand runs).
 	for _, mr := range run.Status.MetricResults {
-		if mr.Phase.Completed() && !prev[mr.Name].Completed() {
+		if len(run.Status.MetricResults) > 1 && mr.Phase.Completed() && !prev[mr.Name].Completed() {
 			r.Recorder.Eventf(run, nil, eventType(mr.Phase), "Metric"+string(mr.Phase), "Measure", "metric %q %s: %s", mr.Name, mr.Phase, mr.Message)
 		}
 	}
@@ -219,6 +228,19 @@ func eventType(p v1alpha1.AnalysisPhase) string {
 		return corev1.EventTypeNormal
 	}
 	return corev1.EventTypeWarning
+}
+
+// release deletes what the measurements of a run that has ended left behind (its Jobs);
+// a failure is retried, since nothing else would delete them before the run goes.
+func (r *RunReconciler) release(ctx context.Context, run *v1alpha1.AnalysisRun) error {
+	if err := r.Engine.Release(ctx, &run.Spec, *runOf(run)); err != nil {
+		return fmt.Errorf("releasing what the measurements of %s/%s left: %w", run.Namespace, run.Name, err)
+	}
+	return nil
+}
+
+func runOf(run *v1alpha1.AnalysisRun) *providers.Run {
+	return &providers.Run{Namespace: run.Namespace, Name: run.Name, UID: run.UID}
 }
 
 // collectGarbage deletes a finished run once its TTL has passed.

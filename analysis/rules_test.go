@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
@@ -358,7 +359,7 @@ func TestScheduling(t *testing.T) {
 }
 
 func TestPrepare(t *testing.T) {
-	engine := NewEngine(mustExecutor(t), "http://prometheus:9090")
+	engine := NewEngine(mustExecutor(t), "http://prometheus:9090", Cluster{})
 	ctx := context.Background()
 	metric := func(mut func(*v1alpha1.Metric)) v1alpha1.AnalysisRunSpec {
 		m := v1alpha1.Metric{Name: "rate", SuccessCondition: "result[0] > 0.9", Provider: v1alpha1.MetricProvider{
@@ -377,16 +378,16 @@ func TestPrepare(t *testing.T) {
 		{"bad condition", func(m *v1alpha1.Metric) { m.SuccessCondition = "result[0] >" }, "metrics[rate].successCondition"},
 		{"bad duration", func(m *v1alpha1.Metric) { m.Interval = "soon" }, "metrics[rate].interval"},
 		{"fractional interval", func(m *v1alpha1.Metric) { m.Interval = "1500ms" }, "metrics[rate].interval: 1.5s is not a whole number of seconds"},
-		{"count without interval", func(m *v1alpha1.Metric) { m.Count = ptr.To[int32](3) }, "metrics[rate].count"},
+		{"count without interval", func(m *v1alpha1.Metric) { m.Count = ptr.To(intstr.FromInt32(3)) }, "metrics[rate].count"},
 		{"failureLimit not below count", func(m *v1alpha1.Metric) {
-			m.Interval, m.Count, m.FailureLimit = "1s", ptr.To[int32](2), ptr.To[int32](2)
+			m.Interval, m.Count, m.FailureLimit = "1s", ptr.To(intstr.FromInt32(2)), ptr.To(intstr.FromInt32(2))
 		}, "could never fail"},
 		{"unknown noData", func(m *v1alpha1.Metric) { m.NoData = "Ignore" }, "metrics[rate].noData"},
 		{"two providers", func(m *v1alpha1.Metric) { m.Provider.Web = &v1alpha1.WebMetric{URL: "http://x", JSONPath: "{$.a}"} }, "metrics[rate].provider: exactly one provider"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := metric(tc.mut)
-			_, err := engine.Prepare(ctx, &spec, nil)
+			_, err := engine.Prepare(ctx, &spec, nil, nil)
 			require.Error(t, err)
 			var fe *field.Error
 			require.ErrorAs(t, err, &fe)
@@ -397,12 +398,12 @@ func TestPrepare(t *testing.T) {
 	t.Run("every problem of every metric at once", func(t *testing.T) {
 		spec := v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{
 			{Name: "rate", Interval: "soon", SuccessCondition: "result[0] >", Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{
-				Query: `x{a="{{args.a}}", b="{{args.b}}"}`, Timeout: "-1s",
+				Query: `x{a="{{args.a}}", b="{{args.b}}"}`, Timeout: ptr.To(intstr.FromString("-1s")),
 			}}},
-			{Name: "page", NoData: "Ignore", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{URL: "ftp://x", JSONPath: "{$.a", Method: "PUT"}}},
+			{Name: "page", NoData: "Ignore", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{URL: "ftp://x", JSONPath: "{$.a", Method: "DELETE"}}},
 			{Provider: v1alpha1.MetricProvider{}},
 		}}
-		_, err := engine.Prepare(ctx, &spec, nil)
+		_, err := engine.Prepare(ctx, &spec, nil, nil)
 		require.Error(t, err)
 		var fields []string
 		for _, p := range fielderr.From(err) {
@@ -410,10 +411,10 @@ func TestPrepare(t *testing.T) {
 		}
 		assert.Equal(t, []string{
 			"metrics[2].name",
+			"metrics[rate].provider.prometheus.query",
+			"metrics[rate].provider.prometheus.query",
 			"metrics[rate].interval",
 			"metrics[rate].successCondition",
-			"metrics[rate].provider.prometheus.query",
-			"metrics[rate].provider.prometheus.query",
 			"metrics[rate].provider.prometheus.timeout",
 			"metrics[page].noData",
 			"metrics[page].provider.web.url",
@@ -424,8 +425,8 @@ func TestPrepare(t *testing.T) {
 		for _, line := range []string{
 			`metrics[rate].provider.prometheus.query: argument "a" is not defined`,
 			`metrics[rate].provider.prometheus.query: argument "b" is not defined`,
-			"metrics[page].provider.web.method: \"PUT\" is not GET or POST",
-			"metrics[2].provider: exactly one provider (prometheus, web or judge) must be set",
+			`metrics[page].provider.web.method: "DELETE" is not GET, POST or PUT`,
+			"metrics[2].provider: exactly one provider (prometheus, web, judge or job) must be set",
 		} {
 			assert.Contains(t, strings.Split(err.Error(), "\n"), line)
 		}
@@ -442,7 +443,7 @@ func TestPrepare(t *testing.T) {
 	t.Run("an arg whose Secret fails is reported once", func(t *testing.T) {
 		spec := metric(func(m *v1alpha1.Metric) {})
 		spec.Args = []v1alpha1.Argument{{Name: "svc", ValueFrom: &v1alpha1.ArgumentValueFrom{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "s", Key: "k"}}}}
-		_, err := engine.Prepare(ctx, &spec, nil)
+		_, err := engine.Prepare(ctx, &spec, nil, nil)
 		require.EqualError(t, err, "args[svc].valueFrom.secretKeyRef: secrets cannot be read here; pass the value as an argument",
 			"not also an undefined argument in the query")
 	})
@@ -452,11 +453,11 @@ func TestPrepare(t *testing.T) {
 		spec.Args = []v1alpha1.Argument{{Name: "svc", ValueFrom: &v1alpha1.ArgumentValueFrom{SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "s", Key: "k"}}}}
 		plan, err := engine.Prepare(ctx, &spec, func(_ context.Context, name, key string) (string, error) {
 			return "hunter2", nil
-		})
+		}, nil)
 		require.NoError(t, err)
 		assert.Equal(t, "failed for ***** at *****", plan.Mask("failed for hunter2 at hunter2"))
 
-		_, err = engine.Prepare(ctx, &spec, func(context.Context, string, string) (string, error) { return "", errors.New("not found") })
+		_, err = engine.Prepare(ctx, &spec, func(context.Context, string, string) (string, error) { return "", errors.New("not found") }, nil)
 		assert.ErrorContains(t, err, `args[svc].valueFrom.secretKeyRef: reading key "k" of Secret "s": not found`)
 	})
 
@@ -469,7 +470,7 @@ func TestPrepare(t *testing.T) {
 				{Name: "broken-query", Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Query: "rate(x[5m]"}}},
 			},
 		}
-		errs := engine.ValidateTemplate(ctx, tmpl)
+		errs, _ := engine.ValidateTemplate(ctx, tmpl)
 		require.Len(t, errs, 2)
 		assert.Contains(t, errs[0].Error(), "metrics[broken].successCondition")
 		assert.Contains(t, errs[1].Error(), "metrics[broken-query].provider.prometheus.query")
@@ -485,7 +486,7 @@ func TestPrepare(t *testing.T) {
 			{Name: "cert-without-key", Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Query: "x",
 				Auth: &v1alpha1.HTTPAuth{TLS: &v1alpha1.TLSConfig{CertSecret: ref}}}}},
 		}}
-		errs := engine.ValidateTemplate(ctx, tmpl)
+		errs, _ := engine.ValidateTemplate(ctx, tmpl)
 		require.Len(t, errs, 1)
 		assert.ErrorContains(t, errs[0], "metrics[cert-without-key].provider.prometheus.auth.tls: certSecret and keySecret go together")
 		assert.NotNil(t, tmpl.Metrics[0].Provider.Prometheus.Auth.TLS.CASecret, "the template itself is left alone")

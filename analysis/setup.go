@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -26,13 +27,18 @@ type Options struct {
 }
 
 // SetupWithManager adds the AnalysisRun, AnalysisTemplate and ClusterAnalysisTemplate
-// controllers to mgr, sharing one query executor and one engine.
+// controllers to mgr, sharing one query executor and one engine, whose job metrics run
+// Jobs through mgr's client.
 func SetupWithManager(mgr manager.Manager, o Options) (*Engine, error) {
 	exec, err := shared.NewExecutor(o.Registry, shared.Options{MaxConcurrentPerTarget: o.MaxConcurrentQueries})
 	if err != nil {
 		return nil, fmt.Errorf("creating the query executor: %w", err)
 	}
-	engine := NewEngine(exec, o.PrometheusAddress)
+	pods, err := kubernetes.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("creating the pod log client: %w", err)
+	}
+	engine := NewEngine(exec, o.PrometheusAddress, Cluster{Client: mgr.GetClient(), Pods: pods.CoreV1()})
 	m, err := NewMetrics(o.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("registering analysis metrics: %w", err)

@@ -42,6 +42,9 @@ func (p *Plan) Step(ctx context.Context, st *v1alpha1.AnalysisRunStatus, now tim
 	}
 	results := p.alignResults(st)
 
+	// retryAt is, for a metric whose measurement is still under way (a Job running), when
+	// to ask about it again; nothing of it is in status yet.
+	retryAt := make([]time.Time, len(p.Metrics))
 	if !terminate {
 		var (
 			mu sync.Mutex
@@ -59,7 +62,11 @@ func (p *Plan) Step(ctx context.Context, st *v1alpha1.AnalysisRunStatus, now tim
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				m, res := p.measure(ctx, pm, tick)
+				m, res, retry := p.measure(ctx, pm, providers.Query{Tick: tick, Seq: mr.Count + mr.Error})
+				if retry > 0 {
+					retryAt[i] = now.Add(retry)
+					return
+				}
 				mu.Lock()
 				taken = append(taken, Taken{Metric: pm.Spec.Name, Measurement: m, Result: res})
 				mu.Unlock()
@@ -77,7 +84,11 @@ func (p *Plan) Step(ctx context.Context, st *v1alpha1.AnalysisRunStatus, now tim
 		if results[i].Phase.Completed() {
 			continue
 		}
-		if t := p.due(pm, results[i], st.StartedAt.Time); next.IsZero() || t.Before(next) {
+		t := retryAt[i]
+		if t.IsZero() {
+			t = p.due(pm, results[i], st.StartedAt.Time)
+		}
+		if next.IsZero() || t.Before(next) {
 			next = t
 		}
 	}
@@ -118,46 +129,54 @@ func (p *Plan) due(pm *PlannedMetric, mr *v1alpha1.MetricResult, startedAt time.
 	return nextTick(startedAt, pm.InitialDelay, pm.Interval, last)
 }
 
-// measure takes one measurement and judges it (DESIGN.md section 2): a provider error is
-// Error; no data follows the metric's noData policy; otherwise a provider's own verdict,
-// or else the conditions, decide.
-func (p *Plan) measure(ctx context.Context, pm *PlannedMetric, tick time.Time) (v1alpha1.Measurement, metricsq.Result) {
-	m := v1alpha1.Measurement{StartedAt: &metav1.Time{Time: tick}}
-	res, err := pm.Provider.Measure(ctx, providers.Query{Tick: tick})
+// measure takes measurement q and judges it (DESIGN.md section 2): a provider error is
+// Error; no data follows the metric's noData policy; otherwise a provider's own verdict
+// (a kind whose Answers are Verdicts), or else the conditions, decide. A measurement still
+// under way gives nothing but how soon to ask again (retry > 0).
+func (p *Plan) measure(ctx context.Context, pm *PlannedMetric, q providers.Query) (m v1alpha1.Measurement, r metricsq.Result, retry time.Duration) {
+	m = v1alpha1.Measurement{StartedAt: &metav1.Time{Time: q.Tick}}
+	res, err := pm.Provider.Measure(ctx, q)
 	m.FinishedAt = &metav1.Time{Time: time.Now()}
 	if err != nil {
 		m.Phase, m.Message = v1alpha1.AnalysisPhaseError, p.Mask(err.Error())
-		return m, metricsq.Result{Type: model.ValNone}
+		return m, metricsq.Result{Type: model.ValNone}, 0
 	}
-	m.Value = res.Result.String()
-	if res.Verdict != nil {
-		// The bare result of a judging provider (a score) does not say why; its value
-		// does, and it quotes labels, which may hold an arg's secret.
-		m.Value = p.Mask(res.Verdict.Value)
+	v := res.Verdict
+	if v != nil && !v.Phase.Completed() {
+		return m, metricsq.Result{}, max(v.RetryAfter, time.Second)
 	}
 	for _, w := range append(res.Warnings, res.Infos...) {
 		m.Warnings = append(m.Warnings, p.Mask(w))
 	}
+	m.Value = res.Result.String()
+	if v != nil {
+		// A verdict's value says what was judged and why (a bare score would not), and it
+		// may quote labels, which may hold an arg's secret.
+		m.Value = p.Mask(v.Value)
+	}
 	if res.Result.NoData && pm.NoData != v1alpha1.NoDataEvaluate {
 		why := noDataReason(res.Result)
-		if res.Verdict != nil {
-			why = p.Mask(res.Verdict.Message)
+		if v != nil {
+			why = p.Mask(v.Message)
 		}
 		m.Phase = v1alpha1.AnalysisPhase(pm.NoData)
 		m.Message = fmt.Sprintf("no data (%s): counted as %s by noData", why, pm.NoData)
-		return m, res.Result
+		return m, res.Result, 0
 	}
-	if v := res.Verdict; v != nil {
+	if v != nil {
 		m.Phase, m.Message = v.Phase, p.Mask(v.Message)
-		return m, res.Result
+		return m, res.Result, 0
 	}
 	m.Phase, m.Message = judge(pm, res.Result)
 	m.Message = p.Mask(m.Message)
-	return m, res.Result
+	return m, res.Result, 0
 }
 
 func noDataReason(r metricsq.Result) string {
-	if len(r.Values) == 0 {
+	switch {
+	case r.Document != nil && r.Document.Value == nil:
+		return "null"
+	case len(r.Values) == 0:
 		return "empty result"
 	}
 	return "only NaN or ±Inf"
@@ -231,13 +250,16 @@ func record(pm *PlannedMetric, mr *v1alpha1.MetricResult, m v1alpha1.Measurement
 	}
 }
 
-// metricPhase ends a metric: failed > failureLimit → Failed; inconclusive >
-// inconclusiveLimit → Inconclusive; consecutive errors > consecutiveErrorLimit → Error;
-// consecutiveSuccessLimit or count reached → Successful.
+// metricPhase ends a metric, as Argo Rollouts does: failed > failureLimit (unless -1) →
+// Failed; inconclusive > inconclusiveLimit → Inconclusive; consecutive errors >
+// consecutiveErrorLimit → Error; consecutiveSuccessLimit reached → Successful; count
+// reached → Successful, unless a consecutiveSuccessLimit was to be reached first: then
+// Inconclusive with a failureLimit, Failed without one.
 func metricPhase(pm *PlannedMetric, mr *v1alpha1.MetricResult, last v1alpha1.Measurement) (v1alpha1.AnalysisPhase, string) {
 	evidence := fmt.Sprintf("last value %s: %s", orNone(last.Value), last.Message)
+	countReached := pm.Count > 0 && mr.Count >= pm.Count
 	switch {
-	case mr.Failed > pm.FailureLimit:
+	case pm.FailureLimit >= 0 && mr.Failed > pm.FailureLimit:
 		return v1alpha1.AnalysisPhaseFailed, fmt.Sprintf("%d failed measurements exceed failureLimit %d; %s", mr.Failed, pm.FailureLimit, evidence)
 	case mr.Inconclusive > pm.InconclusiveLimit:
 		return v1alpha1.AnalysisPhaseInconclusive, fmt.Sprintf("%d inconclusive measurements exceed inconclusiveLimit %d; %s", mr.Inconclusive, pm.InconclusiveLimit, evidence)
@@ -245,7 +267,11 @@ func metricPhase(pm *PlannedMetric, mr *v1alpha1.MetricResult, last v1alpha1.Mea
 		return v1alpha1.AnalysisPhaseError, fmt.Sprintf("%d consecutive errors exceed consecutiveErrorLimit %d; %s", mr.ConsecutiveError, pm.ConsecutiveErrorLimit, evidence)
 	case pm.ConsecutiveSuccessLimit > 0 && mr.ConsecutiveSuccess >= pm.ConsecutiveSuccessLimit:
 		return v1alpha1.AnalysisPhaseSuccessful, fmt.Sprintf("%d consecutive successes reached consecutiveSuccessLimit; %s", mr.ConsecutiveSuccess, evidence)
-	case pm.Count > 0 && mr.Count >= pm.Count:
+	case countReached && pm.ConsecutiveSuccessLimit > 0 && pm.FailureLimit >= 0:
+		return v1alpha1.AnalysisPhaseInconclusive, fmt.Sprintf("%d measurements reached count without %d consecutive successes (consecutiveSuccessLimit), and failureLimit %d was not exceeded; %s", mr.Count, pm.ConsecutiveSuccessLimit, pm.FailureLimit, evidence)
+	case countReached && pm.ConsecutiveSuccessLimit > 0:
+		return v1alpha1.AnalysisPhaseFailed, fmt.Sprintf("%d measurements reached count without %d consecutive successes (consecutiveSuccessLimit); %s", mr.Count, pm.ConsecutiveSuccessLimit, evidence)
+	case countReached:
 		return v1alpha1.AnalysisPhaseSuccessful, fmt.Sprintf("%d of %d measurements taken within limits; %s", mr.Count, pm.Count, evidence)
 	}
 	return v1alpha1.AnalysisPhaseRunning, evidence

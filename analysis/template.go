@@ -3,11 +3,14 @@ package analysis
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,38 +23,52 @@ import (
 )
 
 // placeholders are tried in turn for args a template leaves to its runs: a number, a
-// duration and a word cover the places an arg can stand in PromQL.
+// duration and a word cover the places an arg can stand in PromQL and in conditions.
+// A field that is nothing but such an arg gets a stand-in of the field's kind instead (a
+// URL for a url or address, see renderer).
 var placeholders = []string{"0", "1m", "placeholder"}
 
-// ValidateTemplate checks every metric of a template as a run would prepare it: PromQL
-// syntax, condition compilation, durations, limits and auth, without reading Secrets.
-// Args without a value get each placeholder in turn, and a metric counts the problems of
-// the placeholder that leaves the fewest, so that a problem of a placeholder is not taken
-// for one of the template. It returns every problem, with field paths as Prepare has
-// them.
-func (e *Engine) ValidateTemplate(ctx context.Context, spec *v1alpha1.AnalysisTemplateSpec) fielderr.List {
-	var errs fielderr.List
-	checkNames(spec.Metrics, &errs)
-	run := &v1alpha1.AnalysisRunSpec{DryRun: spec.DryRun, MeasurementRetention: spec.MeasurementRetention}
+// ValidateTemplate checks every metric of a template as a run would prepare it: args
+// rendered, PromQL syntax, condition compilation, durations, limits, auth and Job specs,
+// without reading Secrets. Args without a value (or whose value a Secret or the Rollout
+// gives) get each placeholder in turn, and a metric counts the problems of the
+// placeholder that leaves the fewest, so that a problem of a placeholder is not taken for
+// one of the template. It returns every problem, with field paths as Prepare has them,
+// and warnings: what does not stop a run but would make every measurement an Error.
+func (e *Engine) ValidateTemplate(ctx context.Context, spec *v1alpha1.AnalysisTemplateSpec) (problems, warnings fielderr.List) {
+	checkNames(spec.Metrics, &problems)
+	if len(spec.Metrics) == 0 && len(spec.Templates) == 0 {
+		problems.Add(field.Required(field.NewPath("metrics"), "at least one metric, or one included template, is required"))
+	}
+	// What dryRun and measurementRetention select may be in the templates this one
+	// includes, which only a run brings together.
+	sel := newSelection(spec.Metrics, spec.DryRun, spec.MeasurementRetention, len(spec.Templates) == 0, &problems)
+	standIns := map[string]bool{}
+	for _, a := range spec.Args {
+		if a.Value == nil {
+			standIns[a.Name] = true
+		}
+	}
 	for i, m := range spec.Metrics {
-		var fewest fielderr.List
+		var fewest, warned fielderr.List
 		for j, ph := range placeholders {
-			env := providers.Env{Args: map[string]string{}, Template: true}
+			args := map[string]string{}
 			for _, a := range spec.Args {
-				env.Args[a.Name] = ptr.Deref(a.Value, ph)
+				args[a.Name] = ptr.Deref(a.Value, ph)
 			}
 			var found fielderr.List
-			e.prepareMetric(ctx, MetricPath(i, m), run, m, env, &found)
+			_, w := e.prepareMetric(ctx, MetricPath(i, m), sel, m, providers.Env{Template: true}, renderer{args: args, standIns: standIns}, &found)
 			if j == 0 || len(found) < len(fewest) {
-				fewest = found
+				fewest, warned = found, w
 			}
 			if len(fewest) == 0 {
 				break
 			}
 		}
-		errs = append(errs, fewest...)
+		problems = append(problems, fewest...)
+		warnings = append(warnings, warned...)
 	}
-	return errs
+	return problems, warnings
 }
 
 // +kubebuilder:rbac:groups=promgate.io,resources=analysistemplates;clusteranalysistemplates,verbs=get;list;watch
@@ -95,9 +112,14 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	before := status.DeepCopy()
-	if errs := r.Engine.ValidateTemplate(ctx, spec); len(errs) > 0 {
+	errs, warnings := r.Engine.ValidateTemplate(ctx, spec)
+	switch {
+	case len(errs) > 0:
 		setCondition(&status.Conditions, obj.GetGeneration(), v1alpha1.ConditionValid, metav1.ConditionFalse, "InvalidSpec", errs.Err().Error())
-	} else {
+	case len(warnings) > 0:
+		setCondition(&status.Conditions, obj.GetGeneration(), v1alpha1.ConditionValid, metav1.ConditionTrue, "ValidWithWarnings",
+			fmt.Sprintf("%d metrics valid, but: %s", len(spec.Metrics), warnings.Err()))
+	default:
 		setCondition(&status.Conditions, obj.GetGeneration(), v1alpha1.ConditionValid, metav1.ConditionTrue, "Valid",
 			fmt.Sprintf("%d metrics: queries parse, conditions compile, limits are consistent", len(spec.Metrics)))
 	}
@@ -112,4 +134,65 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req reconcile.Reques
 		return reconcile.Result{}, fmt.Errorf("writing template status: %w", err)
 	}
 	return reconcile.Result{}, nil
+}
+
+// Included is a template a run is built from.
+type Included struct {
+	Ref  v1alpha1.RolloutAnalysisTemplate
+	Spec *v1alpha1.AnalysisTemplateSpec
+	// Path is the reference that brought it in: its own, or that of the template that
+	// includes it, directly or not.
+	Path *field.Path
+}
+
+// TemplateGetter reads the template ref names; path is the reference's (templates[i]),
+// for the *field.Error of a template that does not exist.
+type TemplateGetter func(path *field.Path, ref v1alpha1.RolloutAnalysisTemplate) (*v1alpha1.AnalysisTemplateSpec, error)
+
+// Expand returns the templates refs, the field at path, name, each followed by those it
+// includes (spec.templates), as Argo Rollouts orders them; a template named more than
+// once comes once. A template that includes itself, directly or not, is a *field.Error at
+// the templateName of the reference that leads to it; get's errors are returned as they
+// are.
+func Expand(path *field.Path, refs []v1alpha1.RolloutAnalysisTemplate, get TemplateGetter) ([]Included, error) {
+	var out []Included
+	seen := map[v1alpha1.RolloutAnalysisTemplate]bool{}
+	var visit func(path *field.Path, ref v1alpha1.RolloutAnalysisTemplate, chain []v1alpha1.RolloutAnalysisTemplate) error
+	visit = func(path *field.Path, ref v1alpha1.RolloutAnalysisTemplate, chain []v1alpha1.RolloutAnalysisTemplate) error {
+		if slices.Contains(chain, ref) {
+			loop := make([]string, 0, len(chain)+1)
+			for _, c := range append(chain, ref) {
+				loop = append(loop, templateKind(c)+" "+c.TemplateName)
+			}
+			return field.Invalid(path.Child("templateName"), ref.TemplateName, "templates include each other: "+strings.Join(loop, " includes "))
+		}
+		if seen[ref] {
+			return nil
+		}
+		seen[ref] = true
+		spec, err := get(path, ref)
+		if err != nil {
+			return err
+		}
+		out = append(out, Included{Ref: ref, Spec: spec, Path: path})
+		for _, inner := range spec.Templates {
+			if err := visit(path, inner, append(slices.Clip(chain), ref)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for i, ref := range refs {
+		if err := visit(path.Index(i), ref, nil); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func templateKind(ref v1alpha1.RolloutAnalysisTemplate) string {
+	if ref.ClusterScope {
+		return "ClusterAnalysisTemplate"
+	}
+	return "AnalysisTemplate"
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -48,12 +49,36 @@ func Render(query string, args map[string]string) (string, error) {
 	return out, nil
 }
 
-// Validate checks PromQL syntax with the Prometheus parser, so a run never starts on a
-// query Prometheus would reject. The error carries the parser's line:column position.
-// Experimental functions are refused unless the process enabled them in the parser.
-func Validate(query string) error {
-	if _, err := parser.ParseExpr(query); err != nil {
-		return fmt.Errorf("invalid PromQL: %w", err)
+// ArgNames returns the args text refers to as {{args.name}}, in order, each once.
+func ArgNames(text string) []string {
+	var names []string
+	for _, m := range argRef.FindAllStringSubmatch(text, -1) {
+		if !slices.Contains(names, m[1]) {
+			names = append(names, m[1])
+		}
 	}
-	return nil
+	return names
+}
+
+// Validate checks PromQL syntax with the Prometheus parser, so a run never starts on a
+// query Prometheus would reject, and returns the type of what the query evaluates to
+// (model.ValVector for sum(...), model.ValScalar for scalar(...)). The error carries the
+// parser's line:column position. Experimental functions are refused unless the process
+// enabled them in the parser.
+func Validate(query string) (model.ValueType, error) {
+	e, err := parser.ParseExpr(query)
+	if err != nil {
+		return model.ValNone, fmt.Errorf("invalid PromQL: %w", err)
+	}
+	switch e.Type() {
+	case parser.ValueTypeScalar:
+		return model.ValScalar, nil
+	case parser.ValueTypeVector:
+		return model.ValVector, nil
+	case parser.ValueTypeMatrix:
+		return model.ValMatrix, nil
+	case parser.ValueTypeString:
+		return model.ValString, nil
+	}
+	return model.ValNone, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -51,23 +52,33 @@ func TestRenderDoesNotExpandValues(t *testing.T) {
 	assert.Equal(t, `{{args.b}}`, got)
 }
 
+func TestArgNames(t *testing.T) {
+	assert.Equal(t, []string{"service", "lookback"}, ArgNames(`x{s="{{args.service}}"}[{{ args.lookback }}] / y{s="{{args.service}}"} {{other}}`))
+	assert.Empty(t, ArgNames("up"))
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
-		query   string
-		wantErr string
+		query    string
+		wantType model.ValueType
+		wantErr  string
 	}{
-		{query: `sum(rate(http_requests_total{code!~"5.."}[5m])) / sum(rate(http_requests_total[5m]))`},
-		{query: `scalar(vector(0.95))`},
-		{query: `histogram_quantile(0.99, sum by (le) (rate(latency_bucket[1m])))`},
+		{query: `sum(rate(http_requests_total{code!~"5.."}[5m])) / sum(rate(http_requests_total[5m]))`, wantType: model.ValVector},
+		{query: `scalar(vector(0.95))`, wantType: model.ValScalar},
+		{query: `0.5`, wantType: model.ValScalar},
+		{query: `rate(x[5m])[10m:1m]`, wantType: model.ValMatrix},
+		{query: `"text"`, wantType: model.ValString},
+		{query: `histogram_quantile(0.99, sum by (le) (rate(latency_bucket[1m])))`, wantType: model.ValVector},
 		{query: `sum(rate(x[5m])`, wantErr: `invalid PromQL: 1:`},
 		{query: `up{job="a"} +`, wantErr: `invalid PromQL: 1:`},
 		{query: `up{job="{{args.x}}"}` + "\n" + `and on() foo(`, wantErr: `invalid PromQL: 2:`},
 		{query: ``, wantErr: `invalid PromQL`},
 	}
 	for _, tt := range tests {
-		err := Validate(tt.query)
+		typ, err := Validate(tt.query)
 		if tt.wantErr == "" {
 			assert.NoError(t, err, tt.query)
+			assert.Equal(t, tt.wantType, typ, tt.query)
 			continue
 		}
 		require.Error(t, err, tt.query)

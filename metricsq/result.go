@@ -1,6 +1,7 @@
 package metricsq
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -20,19 +21,30 @@ type Sample struct {
 	Values []float64 `expr:"values"`
 }
 
+// Document is a JSON answer as encoding/json decodes it: nil, bool, float64, string,
+// []any or map[string]any. Conditions read it as Argo Rollouts hands a web value over.
+type Document struct {
+	Value any
+}
+
 // Result is a query result shaped for conditions. Results may be shared by every run that
 // asked the same question at the same tick, so they are read-only.
 type Result struct {
-	// Type is the Prometheus result type; model.ValNone when there was no value at all.
+	// Type is the Prometheus result type of the numbers; model.ValNone when there are
+	// none: no value at all, or a Document that is not numbers.
 	Type model.ValueType
 	// Values is Argo Rollouts' shaping: a scalar gives one value, a vector one per
 	// sample, a matrix the last value of each series.
 	Values []float64
 	// Series carries the same values with their labels, one per entry of Values.
 	Series []Sample
-	// NoData is set when nothing usable came back: no series, or only NaN and ±Inf.
-	// It must never count as a success; the metric's noData policy decides.
+	// NoData is set when nothing usable came back: no series, or only NaN and ±Inf, or a
+	// JSON null. It must never count as a success; the metric's noData policy decides.
 	NoData bool
+	// Document is the JSON value a web provider picked, nil for other providers. When it
+	// is a number or a list of numbers, Type, Values and Series hold them too, so
+	// conditions written for numbers read it as they always have.
+	Document *Document
 }
 
 // Shape converts a Prometheus query result into a Result. It never panics: nil values,
@@ -96,6 +108,20 @@ func Shape(v model.Value) (Result, error) {
 	}
 }
 
+// ShapeDocument shapes a JSON answer: numbers is its reading as numbers (a scalar for one
+// number, a vector for a list of them), nil when it is not numbers.
+func ShapeDocument(numbers model.Value, doc Document) (Result, error) {
+	r, err := Shape(numbers)
+	if err != nil {
+		return Result{}, err
+	}
+	r.Document = &doc
+	if numbers == nil {
+		r.NoData = doc.Value == nil
+	}
+	return r, nil
+}
+
 func noValue() Result {
 	return Result{Type: model.ValNone, NoData: true}
 }
@@ -132,16 +158,27 @@ func allUnusable(vs []float64) bool {
 	return true
 }
 
-// maxShown bounds String so a query returning thousands of series cannot bloat status.
-const maxShown = 10
+// maxShown bounds String so a query returning thousands of series cannot bloat status;
+// maxShownDocument does the same for a document's JSON.
+const (
+	maxShown         = 10
+	maxShownDocument = 200
+)
 
 // String renders the result for status and messages: "0.95" for a scalar, "[0.93, 0.95]"
-// for a vector or matrix, "[]" when empty, "" when there was no value at all.
+// for a vector or matrix, "[]" when empty, a document that is not numbers as its JSON
+// (shortened), "" when there was no value at all.
 func (r Result) String() string {
-	switch r.Type {
-	case model.ValNone:
+	switch {
+	case r.Type == model.ValNone && r.Document != nil:
+		b, _ := json.Marshal(r.Document.Value) // what encoding/json decoded encodes back
+		if len(b) > maxShownDocument {
+			return string(b[:maxShownDocument]) + "..."
+		}
+		return string(b)
+	case r.Type == model.ValNone:
 		return ""
-	case model.ValScalar, model.ValString:
+	case r.Type == model.ValScalar || r.Type == model.ValString:
 		if len(r.Values) == 1 {
 			return formatFloat(r.Values[0])
 		}

@@ -2,6 +2,7 @@ package metricsq
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/common/model"
@@ -101,4 +102,40 @@ func assertFloats(t *testing.T, want, got []float64) {
 		}
 		assert.Equal(t, want[i], got[i], "index %d", i)
 	}
+}
+
+func TestShapeDocument(t *testing.T) {
+	tests := []struct {
+		name       string
+		numbers    model.Value
+		doc        any
+		wantType   model.ValueType
+		wantValues []float64
+		wantNoData bool
+		wantString string
+	}{
+		{name: "a number is a scalar", numbers: &model.Scalar{Value: 0.97}, doc: 0.97, wantType: model.ValScalar, wantValues: []float64{0.97}, wantString: "0.97"},
+		{name: "numbers are a vector", numbers: model.Vector{sample("", 1), sample("", 2)}, doc: []any{1.0, 2.0}, wantType: model.ValVector, wantValues: []float64{1, 2}, wantString: "[1, 2]"},
+		{name: "an empty list is no data", numbers: model.Vector{}, doc: []any{}, wantType: model.ValVector, wantValues: []float64{}, wantNoData: true, wantString: "[]"},
+		{name: "null is no data", doc: nil, wantType: model.ValNone, wantNoData: true, wantString: "null"},
+		{name: "a bool", doc: true, wantType: model.ValNone, wantString: "true"},
+		{name: "false is data", doc: false, wantType: model.ValNone, wantString: "false"},
+		{name: "a string", doc: "It worked!", wantType: model.ValNone, wantString: `"It worked!"`},
+		{name: "an object", doc: map[string]any{"ok": true, "successPercent": 0.95}, wantType: model.ValNone, wantString: `{"ok":true,"successPercent":0.95}`},
+		{name: "a long object is shortened", doc: map[string]any{"log": strings.Repeat("x", 300)}, wantType: model.ValNone, wantString: `{"log":"` + strings.Repeat("x", 192) + "..."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := ShapeDocument(tt.numbers, Document{Value: tt.doc})
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantType, r.Type)
+			assertFloats(t, tt.wantValues, r.Values)
+			assert.Equal(t, tt.wantNoData, r.NoData)
+			assert.Equal(t, tt.wantString, r.String())
+			require.NotNil(t, r.Document)
+			assert.Equal(t, tt.doc, r.Document.Value)
+		})
+	}
+	_, err := ShapeDocument(&model.String{Value: "x"}, Document{Value: "x"})
+	assert.Error(t, err, "the numbers must be numbers")
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/sigv4"
 	"k8s.io/utils/dump"
 	"k8s.io/utils/lru"
 )
@@ -61,11 +62,11 @@ func NewClientCache(name string, size int) *ClientCache {
 }
 
 // Client returns the client for cfg plus extra headers set on every request (such as
-// X-Scope-OrgID), building it on first use, and the key that identifies the pair. cfg
-// carries secret values already resolved; start from config.DefaultHTTPClientConfig to
-// follow redirects and allow HTTP/2.
-func (c *ClientCache) Client(cfg config.HTTPClientConfig, headers map[string]string) (*http.Client, string, error) {
-	key := ConfigKey(cfg, headers)
+// X-Scope-OrgID) and, when sig is set, SigV4 signing, building it on first use, and the
+// key that identifies the configuration. cfg carries secret values already resolved;
+// start from config.DefaultHTTPClientConfig to follow redirects and allow HTTP/2.
+func (c *ClientCache) Client(cfg config.HTTPClientConfig, headers map[string]string, sig *sigv4.SigV4Config) (*http.Client, string, error) {
+	key := ConfigKey(cfg, headers, sig)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v, ok := c.clients.Get(key); ok {
@@ -74,6 +75,14 @@ func (c *ClientCache) Client(cfg config.HTTPClientConfig, headers map[string]str
 	client, err := newHTTPClient(cfg, headers, c.name)
 	if err != nil {
 		return nil, "", err
+	}
+	if sig != nil {
+		// Signing wraps the client's transport, as Prometheus does it for remote write.
+		rt, err := sigv4.NewSigV4RoundTripper(sig, client.Transport)
+		if err != nil {
+			return nil, "", fmt.Errorf("sigv4: %w", err)
+		}
+		client.Transport = rt
 	}
 	c.clients.Add(key, client)
 	return client, key, nil

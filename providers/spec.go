@@ -3,45 +3,29 @@ package providers
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/sigv4"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/fielderr"
-	"github.com/promgate/promgate/metricsq"
 )
 
 // placeholderSecret stands in for every Secret value while a template is checked.
 const placeholderSecret = "placeholder"
 
-// Render replaces {{args.name}} in text, the field at path; ok is false when an argument
-// is missing. Each argument env lacks is one problem, caused by a
-// *metricsq.UndefinedArgError naming it.
-func (env Env) Render(path *field.Path, text string, errs *fielderr.List) (out string, ok bool) {
-	out, err := metricsq.Render(text, env.Args)
-	if err == nil {
-		return out, true
-	}
-	causes := []error{err}
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		causes = joined.Unwrap()
-	}
-	for _, c := range causes {
-		errs.Invalid(path, text, c)
-	}
-	return "", false
-}
-
-// Headers renders hs, the headers field at path.
-func (env Env) Headers(path *field.Path, hs []v1alpha1.Header, errs *fielderr.List) map[string]string {
+// Headers turns hs into a map; args are already rendered into them.
+func Headers(hs []v1alpha1.Header) map[string]string {
 	if len(hs) == 0 {
 		return nil
 	}
 	out := make(map[string]string, len(hs))
 	for _, h := range hs {
-		out[h.Key], _ = env.Render(path.Key(h.Key), h.Value, errs)
+		out[h.Key] = h.Value
 	}
 	return out
 }
@@ -63,14 +47,63 @@ func (env Env) ReadSecret(ctx context.Context, path *field.Path, ref *v1alpha1.S
 	return v
 }
 
-// HTTPConfig maps auth, the field at path, onto prometheus/common's HTTPClientConfig
+// HTTPSpec is the part of a provider's spec that says how to reach its endpoint.
+type HTTPSpec struct {
+	// Auth is promgate's auth, credentials in Secrets.
+	Auth *v1alpha1.HTTPAuth
+	// Authentication is Argo Rollouts' auth, credentials written in the spec.
+	Authentication *v1alpha1.Authentication
+	// Insecure skips the server certificate check.
+	Insecure bool
+}
+
+// HTTP maps spec onto prometheus/common's HTTPClientConfig with its Secrets read, and
+// returns the SigV4 signing it asks for, if any. path is the provider's: problems are at
+// its auth, authentication and insecure fields. A template is checked without signing:
+// checking asks nothing of the endpoint, and the credentials are the controller's.
+func (env Env) HTTP(ctx context.Context, path *field.Path, spec HTTPSpec, errs *fielderr.List) (config.HTTPClientConfig, *sigv4.SigV4Config) {
+	before := len(*errs)
+	cfg := env.httpConfig(ctx, path.Child("auth"), spec.Auth, errs)
+	if spec.Insecure {
+		cfg.TLSConfig.InsecureSkipVerify = true
+	}
+	var sig *sigv4.SigV4Config
+	if a := spec.Authentication; a != nil {
+		apath := path.Child("authentication")
+		if cfg.Authorization != nil || cfg.BasicAuth != nil || cfg.OAuth2 != nil {
+			if a.OAuth2 != nil || a.BasicAuth != nil || a.SigV4 != nil {
+				errs.Add(field.Invalid(apath, field.OmitValueType{}, "credentials are set in auth too; keep one (auth, with Secrets, is preferred)"))
+			}
+		}
+		if o := a.OAuth2; o != nil {
+			env.mask(o.ClientSecret)
+			cfg.OAuth2 = &config.OAuth2{ClientID: o.ClientID, ClientSecret: config.Secret(o.ClientSecret), TokenURL: o.TokenURL, Scopes: o.Scopes}
+		}
+		if b := a.BasicAuth; b != nil {
+			env.mask(b.Password)
+			cfg.BasicAuth = &config.BasicAuth{Username: b.Username, Password: config.Secret(b.Password)}
+		}
+		if s := a.SigV4; s != nil && !env.Template {
+			sig = &sigv4.SigV4Config{Region: s.Region, Profile: s.Profile, RoleARN: s.RoleARN}
+		}
+	}
+	// With a Secret missing the configuration is incomplete, and what Validate said about
+	// it would only repeat that.
+	if len(*errs) == before {
+		if err := cfg.Validate(); err != nil {
+			errs.Invalid(path, field.OmitValueType{}, err)
+		}
+	}
+	return cfg, sig
+}
+
+// httpConfig maps auth, the field at path, onto prometheus/common's HTTPClientConfig
 // with its Secrets read.
-func (env Env) HTTPConfig(ctx context.Context, path *field.Path, auth *v1alpha1.HTTPAuth, errs *fielderr.List) config.HTTPClientConfig {
+func (env Env) httpConfig(ctx context.Context, path *field.Path, auth *v1alpha1.HTTPAuth, errs *fielderr.List) config.HTTPClientConfig {
 	cfg := config.DefaultHTTPClientConfig
 	if auth == nil {
 		return cfg
 	}
-	before := len(*errs)
 	if auth.BearerTokenSecret != nil {
 		token := env.ReadSecret(ctx, path.Child("bearerTokenSecret"), auth.BearerTokenSecret, errs)
 		cfg.Authorization = &config.Authorization{Type: "Bearer", Credentials: config.Secret(token)}
@@ -89,8 +122,8 @@ func (env Env) HTTPConfig(ctx context.Context, path *field.Path, auth *v1alpha1.
 		if (t.CertSecret == nil) != (t.KeySecret == nil) {
 			errs.Add(field.Invalid(tlsPath, field.OmitValueType{}, "certSecret and keySecret go together"))
 		}
-		// PEM material must parse, so a template, which has only placeholders for it, is
-		// checked without it.
+		// PEM material must parse, so a template, which has only placeholders for it,
+		// is checked without it.
 		if !env.Template {
 			for _, s := range []struct {
 				field string
@@ -105,13 +138,6 @@ func (env Env) HTTPConfig(ctx context.Context, path *field.Path, auth *v1alpha1.
 					s.dst(env.ReadSecret(ctx, tlsPath.Child(s.field), s.ref, errs))
 				}
 			}
-		}
-	}
-	// With a Secret missing the configuration is incomplete, and what Validate said about
-	// it would only repeat that.
-	if len(*errs) == before {
-		if err := cfg.Validate(); err != nil {
-			errs.Invalid(path, field.OmitValueType{}, err)
 		}
 	}
 	return cfg
@@ -139,6 +165,25 @@ func Duration(path *field.Path, d v1alpha1.DurationString, errs *fielderr.List) 
 		errs.Invalid(path, string(d), err)
 	}
 	return v
+}
+
+// Timeout parses t, the timeout field at path: an integer is a number of seconds, as
+// Argo Rollouts writes it, and a string a duration, or a number of seconds once args are
+// rendered into it. Unset or a problem gives 0.
+func Timeout(path *field.Path, t *intstr.IntOrString, errs *fielderr.List) time.Duration {
+	switch {
+	case t == nil:
+		return 0
+	case t.Type == intstr.Int && t.IntVal < 0:
+		errs.Add(field.Invalid(path, t.IntVal, fmt.Sprintf("%d seconds is negative", t.IntVal)))
+		return 0
+	case t.Type == intstr.Int:
+		return time.Duration(t.IntVal) * time.Second
+	}
+	if n, err := strconv.ParseInt(t.StrVal, 10, 32); err == nil {
+		return Timeout(path, new(intstr.FromInt32(int32(n))), errs)
+	}
+	return Duration(path, v1alpha1.DurationString(t.StrVal), errs)
 }
 
 // CheckAuth reports what admission rejects in a, the auth field at path: missing required
@@ -195,6 +240,37 @@ func CheckSecretRef(path *field.Path, ref *v1alpha1.SecretKeySelector) field.Err
 	}
 	if ref.Key == "" {
 		errs = append(errs, field.Required(path.Child("key"), "is required"))
+	}
+	return errs
+}
+
+// CheckAuthentication reports what admission rejects in a, Argo Rollouts' authentication
+// at path: missing required fields and more than one kind.
+func CheckAuthentication(path *field.Path, a *v1alpha1.Authentication) field.ErrorList {
+	if a == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	n := 0
+	if a.SigV4 != nil {
+		n++
+	}
+	if o := a.OAuth2; o != nil {
+		n++
+		for _, f := range []struct{ name, v string }{{"tokenUrl", o.TokenURL}, {"clientId", o.ClientID}, {"clientSecret", o.ClientSecret}} {
+			if f.v == "" {
+				errs = append(errs, field.Required(path.Child("oauth2", f.name), "is required"))
+			}
+		}
+	}
+	if b := a.BasicAuth; b != nil {
+		n++
+		if b.Username == "" {
+			errs = append(errs, field.Required(path.Child("basicAuth", "username"), "is required"))
+		}
+	}
+	if n > 1 {
+		errs = append(errs, field.Forbidden(path, "at most one of sigv4, oauth2 and basicAuth"))
 	}
 	return errs
 }

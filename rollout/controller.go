@@ -38,6 +38,7 @@ import (
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;patch;delete
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;update;patch
@@ -89,6 +90,9 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 	}); err != nil {
 		return fmt.Errorf("indexing Rollouts by workload: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &appsv1.ReplicaSet{}, replicaSetOwnerIndex, controllingDeployment); err != nil {
+		return fmt.Errorf("indexing ReplicaSets by Deployment: %w", err)
+	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Rollout{}, serviceIndex, func(o client.Object) []string {
 		st, _ := o.(*v1alpha1.Rollout).Spec.Strategy.Active()
 		if st == nil {
@@ -115,7 +119,7 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 	}
 	return builder.ControllerManagedBy(mgr).
 		For(&v1alpha1.Rollout{}).
-		Owns(&v1alpha1.AnalysisRun{}).
+		Owns(&v1alpha1.AnalysisRun{}, builder.WithPredicates(runPhaseChanged)).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return byWorkload(ctx, o.GetNamespace(), "Deployment", o.GetName())
 		})).
@@ -134,7 +138,7 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 				return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: owner.Name}}}
 			}
 			return nil
-		})).
+		}), builder.WithPredicates(replicaSetChanged)).
 		// A step waiting for a Service's EndpointSlices is woken when they change. Only
 		// their metadata is cached: the check itself reads them from the API server.
 		WatchesMetadata(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {

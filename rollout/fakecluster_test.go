@@ -65,6 +65,7 @@ func newFakeCluster(t *testing.T, objs ...client.Object) *fakeCluster {
 	k := &fakeCluster{t: t, now: time.Date(2026, 12, 1, 2, 0, 10, 900_000_000, time.UTC)}
 	k.api = fake.NewClientBuilder().WithScheme(fakeScheme(t)).
 		WithStatusSubresource(&v1alpha1.Rollout{}, &v1alpha1.AnalysisRun{}).
+		WithIndex(&appsv1.ReplicaSet{}, replicaSetOwnerIndex, controllingDeployment).
 		WithIndex(&v1alpha1.Rollout{}, workloadIndex, func(o client.Object) []string {
 			ref := o.(*v1alpha1.Rollout).Spec.WorkloadRef
 			return []string{workloadKey(ref.Kind, ref.Name)}

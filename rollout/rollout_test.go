@@ -170,12 +170,14 @@ func TestReadRevisionsFindsTheTemplatesReplicaSet(t *testing.T) {
 	}
 	scheme := runtime.NewScheme()
 	require.NoError(t, appsv1.AddToScheme(scheme))
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
+	c := fake.NewClientBuilder().WithScheme(scheme).WithIndex(&appsv1.ReplicaSet{}, replicaSetOwnerIndex, controllingDeployment).WithObjects(
 		rs("web-aaa", "aaa", "blue", true), rs("web-bbb", "bbb", "green", true), rs("other-ccc", "ccc", "green", false),
 		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "api-ddd", Namespace: "ns", Labels: map[string]string{"app": "api"}}},
 	).Build()
-	revs, err := readRevisions(context.Background(), c, d)
-	require.NoError(t, err)
-	assert.Equal(t, "bbb", hashOf(revs.current))
-	assert.Len(t, revs.byHash, 2, "only the Deployment's own ReplicaSets")
+	for _, indexed := range []bool{true, false} {
+		revs, err := readRevisions(context.Background(), c, d, indexed)
+		require.NoError(t, err)
+		assert.Equal(t, "bbb", hashOf(revs.current), "indexed %v", indexed)
+		assert.Len(t, revs.byHash, 2, "only the Deployment's own ReplicaSets (indexed %v)", indexed)
+	}
 }

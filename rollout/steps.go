@@ -64,6 +64,10 @@ func (s *state) releasing() bool {
 	return false
 }
 
+// announced are the step states entering which is an Event. A successful analysis and
+// the last step's completion are in status and in the Promoted and ReleaseReport Events.
+var announced = map[v1alpha1.StepState]bool{v1alpha1.StepUpgrade: true, v1alpha1.StepPaused: true}
+
 // enter moves to a step and state.
 func (s *state) enter(step int32, state v1alpha1.StepState) {
 	st := &s.ro.Status
@@ -71,7 +75,10 @@ func (s *state) enter(step int32, state v1alpha1.StepState) {
 		s.beginStep(step)
 	}
 	if st.CurrentStepIndex != step || st.CurrentStepState != state {
-		if st.CurrentStepIndex != 0 {
+		// A step begins or waits: the states a human follows. The others (traffic routing,
+		// analysis, ready) are in status; an Event for each was five per step, a third of
+		// the controller's API requests at a thousand releases.
+		if st.CurrentStepIndex != 0 && announced[state] {
 			s.event(corev1.EventTypeNormal, string(state), "step %d/%d: %s", step, len(s.steps()), state)
 		}
 		st.StepStartedAt = &metav1.MicroTime{Time: s.now}
@@ -239,7 +246,6 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 			}
 			switch run.Status.Phase {
 			case v1alpha1.AnalysisPhaseSuccessful:
-				s.event(corev1.EventTypeNormal, "AnalysisSuccessful", "step %d: AnalysisRun %s: %s", st.CurrentStepIndex, run.Name, run.Status.Message)
 				s.verdict("Successful", v1alpha1.DecidedByAnalysis, decisive(run))
 				if s.ro.Spec.Paused {
 					return s.hold(prefix), nil

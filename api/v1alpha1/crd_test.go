@@ -68,7 +68,7 @@ func TestCRDValidationRules(t *testing.T) {
 	assert.True(t, rules["count > 1 requires interval"])
 	provider := metric.Properties["provider"]
 	require.Len(t, provider.XValidations, 1)
-	assert.Equal(t, "exactly one provider (prometheus, web or judge) must be set", provider.XValidations[0].Message)
+	assert.Equal(t, "exactly one provider (prometheus, web, judge or job) must be set", provider.XValidations[0].Message)
 	judge := provider.Properties["judge"]
 	assert.Equal(t, []string{"lookback", "metrics", "step"}, judge.Required)
 	require.Len(t, judge.XValidations, 1)

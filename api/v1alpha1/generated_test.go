@@ -46,7 +46,7 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 
 	// RBAC comes from markers on the controllers: generate it from the checkout itself
 	// into the scratch folder.
-	rbac := exec.CommandContext(ctx, controllerGen, "rbac:roleName=promgate-controller", "paths=./analysis/...", "paths=./rollout/...", "paths=./cmd/...",
+	rbac := exec.CommandContext(ctx, controllerGen, "rbac:roleName=promgate-controller", "paths=./analysis/...", "paths=./providers/...", "paths=./rollout/...", "paths=./cmd/...",
 		"output:rbac:artifacts:config="+filepath.Join(work, "config", "rbac"))
 	rbac.Dir = root
 	out, err := rbac.CombinedOutput()

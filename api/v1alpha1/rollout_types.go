@@ -88,7 +88,8 @@ type ReleaseStrategy struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=20
 	Steps []RolloutStep `json:"steps"`
-	// TrafficRoutings are the Services, Ingresses and HTTPRoutes whose traffic moves.
+	// TrafficRoutings are the Services, Ingresses, HTTPRoutes and VirtualServices whose
+	// traffic moves.
 	// +optional
 	// +kubebuilder:validation:MaxItems=10
 	TrafficRoutings []TrafficRouting `json:"trafficRoutings,omitempty"`
@@ -216,7 +217,7 @@ type AnalysisRunArgument struct {
 }
 
 // AnalysisRunArgumentValueFrom is where a Rollout arg's value comes from.
-// +kubebuilder:validation:XValidation:rule="(has(self.secretKeyRef) ? 1 : 0) + (has(self.podTemplateHashValue) ? 1 : 0) == 1",message="exactly one of secretKeyRef and podTemplateHashValue must be set"
+// +kubebuilder:validation:XValidation:rule="(has(self.secretKeyRef) ? 1 : 0) + (has(self.podTemplateHashValue) ? 1 : 0) + (has(self.fieldRef) ? 1 : 0) == 1",message="exactly one of secretKeyRef, podTemplateHashValue and fieldRef must be set"
 type AnalysisRunArgumentValueFrom struct {
 	// SecretKeyRef reads a Secret key in the Rollout's namespace (masked everywhere).
 	// +optional
@@ -226,10 +227,13 @@ type AnalysisRunArgumentValueFrom struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Stable;Canary;Baseline
 	PodTemplateHashValue string `json:"podTemplateHashValue,omitempty"`
+	// FieldRef takes the value from the Rollout's metadata, e.g. metadata.labels['app'].
+	// +optional
+	FieldRef *FieldRef `json:"fieldRef,omitempty"`
 }
 
 // TrafficRouting is one entry point whose traffic the release moves.
-// +kubebuilder:validation:XValidation:rule="!(has(self.ingress) && has(self.gateway))",message="ingress and gateway are mutually exclusive in one traffic routing"
+// +kubebuilder:validation:XValidation:rule="(has(self.ingress) ? 1 : 0) + (has(self.gateway) ? 1 : 0) + (has(self.istio) ? 1 : 0) <= 1",message="ingress, gateway and istio are mutually exclusive in one traffic routing"
 type TrafficRouting struct {
 	// Service is the stable Service. Its selector is pinned to the stable revision during
 	// a release and a "<service>-canary" copy selects the new one.
@@ -241,6 +245,10 @@ type TrafficRouting struct {
 	// Gateway routes with Gateway API HTTPRoute backend weights and header matches.
 	// +optional
 	Gateway *GatewayTrafficRouting `json:"gateway,omitempty"`
+	// Istio routes with the weights and header matches of an Istio VirtualService's HTTP
+	// routes, to the stable and canary Services or to DestinationRule subsets.
+	// +optional
+	Istio *IstioTrafficRouting `json:"istio,omitempty"`
 	// GracePeriodSeconds waits after a traffic change before the next action, for proxies
 	// to catch up. Default 0.
 	// +optional
@@ -266,6 +274,46 @@ type GatewayTrafficRouting struct {
 	// HTTPRouteName is the HTTPRoute whose backendRefs get weights.
 	// +kubebuilder:validation:MinLength=1
 	HTTPRouteName string `json:"httpRouteName"`
+}
+
+// IstioTrafficRouting names the VirtualService in front of the Service and, to route by
+// subsets of one host instead of two Services, its DestinationRule; the fields are Argo
+// Rollouts' istio fields.
+type IstioTrafficRouting struct {
+	// VirtualService is the VirtualService whose HTTP routes get weights.
+	VirtualService IstioVirtualService `json:"virtualService"`
+	// DestinationRule routes by its subsets: the VirtualService's destinations are the
+	// Service's host with the stable subset, and the subsets' labels are pinned to the
+	// revisions during a release. Unset: the destinations are the Service and its
+	// "-canary" copy.
+	// +optional
+	DestinationRule *IstioDestinationRule `json:"destinationRule,omitempty"`
+}
+
+// IstioVirtualService names a VirtualService and the HTTP routes of it that move.
+type IstioVirtualService struct {
+	// Name of the VirtualService in the Rollout's namespace.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Routes are the names of its HTTP routes whose traffic moves. Unset: every HTTP route
+	// whose destination is the Service.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	Routes []string `json:"routes,omitempty"`
+}
+
+// IstioDestinationRule names a DestinationRule and its stable and canary subsets.
+// +kubebuilder:validation:XValidation:rule="self.stableSubsetName != self.canarySubsetName",message="stableSubsetName and canarySubsetName must differ"
+type IstioDestinationRule struct {
+	// Name of the DestinationRule in the Rollout's namespace; its host is the Service.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// StableSubsetName is the subset the stable revision serves, e.g. stable.
+	// +kubebuilder:validation:MinLength=1
+	StableSubsetName string `json:"stableSubsetName"`
+	// CanarySubsetName is the subset the new revision serves, e.g. canary.
+	// +kubebuilder:validation:MinLength=1
+	CanarySubsetName string `json:"canarySubsetName"`
 }
 
 // AbortOn aborts a release on alerts.

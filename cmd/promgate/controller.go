@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -33,6 +34,7 @@ import (
 	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/config/rbac"
+	"github.com/promgate/promgate/providers/job"
 	"github.com/promgate/promgate/providers/shared"
 	"github.com/promgate/promgate/rollout"
 	"github.com/promgate/promgate/rollout/alerts"
@@ -65,7 +67,7 @@ func runController(args []string) int {
 		qps            = fs.Float64("kube-api-qps", 300, "API requests per second: every measurement is a status write, 1,000 runs at 10 s need 100/s")
 		burst          = fs.Int("kube-api-burst", 600, "API request burst")
 		workers        = fs.Int("analysis-workers", 64, "AnalysisRuns measured in parallel")
-		rolloutWorkers = fs.Int("rollout-workers", 16, "Rollouts reconciled in parallel")
+		rolloutWorkers = fs.Int("rollout-workers", 64, "Rollouts reconciled in parallel: a reconcile mostly waits on the API server, so a thousand releasing at once need many")
 		maxQueries     = fs.Int("max-concurrent-queries", shared.DefaultMaxConcurrentPerTarget, "queries in flight per Prometheus")
 		pprofAddr      = fs.String("pprof-bind-address", "", "address of /debug/pprof for profiling; empty disables it")
 		webhookAddr    = fs.String("alert-webhook-bind-address", "", "address of the Alertmanager webhook receiver (path /alertmanager); empty disables it")
@@ -111,14 +113,19 @@ func runController(args []string) int {
 	// Managed fields are never read here; dropping them from the cache saves memory on
 	// every cached run.
 	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	// Of the cluster's Jobs only those of job metrics are read.
+	jobSelector, err := labels.Parse(job.RunUIDLabel)
+	if err != nil {
+		log.Error(err, "building the Job selector")
+		return exitError
+	}
+	cacheOpts.ByObject = map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: jobSelector}}
 	var shardKeys []string
 	if *shard != "" {
 		// A shard caches (and so reconciles) only its Rollouts and their runs; templates
 		// are shared by every shard.
-		cacheOpts.ByObject = map[client.Object]cache.ByObject{
-			&v1alpha1.Rollout{}:     {Label: shardSel},
-			&v1alpha1.AnalysisRun{}: {Label: shardSel},
-		}
+		cacheOpts.ByObject[&v1alpha1.Rollout{}] = cache.ByObject{Label: shardSel}
+		cacheOpts.ByObject[&v1alpha1.AnalysisRun{}] = cache.ByObject{Label: shardSel}
 		reqs, _ := shardSel.Requirements()
 		for _, r := range reqs {
 			shardKeys = append(shardKeys, r.Key())

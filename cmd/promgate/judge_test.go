@@ -75,7 +75,7 @@ func TestAnalyzeJudge(t *testing.T) {
 	bad := writeFile(t, strings.Replace(judgeTemplate, "    provider:\n", "    successCondition: result >= 95\n    provider:\n", 1))
 	var lintOut, stderr strings.Builder
 	assert.Equal(t, exitFailed, lint([]string{bad}, &lintOut, &stderr))
-	assert.Contains(t, lintOut.String(), bad+": AnalysisTemplate/canary-vs-stable: metrics[canary-vs-stable].successCondition: the provider decides the measurement by its score against judge.thresholds")
+	assert.Contains(t, lintOut.String(), bad+": AnalysisTemplate/canary-vs-stable: metrics[canary-vs-stable].successCondition: a judge metric is decided by its provider itself; a condition could only contradict it")
 	lintOut.Reset()
 	assert.Equal(t, exitSuccessful, lint([]string{file}, &lintOut, &stderr), lintOut.String())
 }

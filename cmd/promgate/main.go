@@ -5,6 +5,7 @@
 //	                                 the Alertmanager webhook receiver when enabled
 //	promgate analyze -f FILE ...     run a template against a Prometheus, no cluster needed
 //	promgate lint -f FILE...         validate templates
+//	promgate convert -f FILE...      print Argo Rollouts and Flagger objects as promgate's
 //	promgate version                 print the version, commit and Go version
 package main
 
@@ -37,6 +38,8 @@ func main() {
 		os.Exit(runAnalyze(args))
 	case "lint":
 		os.Exit(lint(args, os.Stdout, os.Stderr))
+	case "convert":
+		os.Exit(runConvert(args, os.Stdin, os.Stdout, os.Stderr))
 	case "version":
 		os.Exit(runVersion(args))
 	case "-h", "--help", "help":
@@ -58,6 +61,8 @@ commands:
   analyze      run an AnalysisTemplate against a Prometheus with no cluster; the exit code
                is the verdict: 0 Successful, 1 Failed, 2 Inconclusive, 3 Error, 4 invalid input
   lint         validate AnalysisTemplate files (multi-document YAML); non-zero on problems
+  convert      print Argo Rollouts and Flagger objects as promgate's, with a comment on
+               everything that was not carried over and why
   version      print the version, commit and Go version of this build
 
 Run "promgate <command> -h" for the command's flags.

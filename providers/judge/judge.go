@@ -15,7 +15,6 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/prometheus/common/model"
 
@@ -92,16 +91,16 @@ type judged struct {
 	result     stats.Result
 }
 
-// Fetch queries both sides of every comparison at tick, judges and scores them. Its time
+// Fetch queries both sides of every comparison at q's tick, judges and scores them. Its time
 // is bounded by its queries' timeouts; any query's error is the measurement's.
-func (s *Source) Fetch(ctx context.Context, tick time.Time) (providers.Response, error) {
+func (s *Source) Fetch(ctx context.Context, q providers.Query) (providers.Response, error) {
 	answers := make([]providers.Measurement, 2*len(s.comparisons))
 	failures := make([]error, len(answers))
 	var wg sync.WaitGroup
 	for i, c := range s.comparisons {
 		for j, side := range []providers.Provider{c.baseline, c.canary} {
 			k := 2*i + j
-			wg.Go(func() { answers[k], failures[k] = side.Measure(ctx, providers.Query{Tick: tick}) })
+			wg.Go(func() { answers[k], failures[k] = side.Measure(ctx, providers.Query{Tick: q.Tick}) })
 		}
 	}
 	wg.Wait()

@@ -85,7 +85,7 @@ func runSpec(j *v1alpha1.JudgeMetric, stable, canary string) *v1alpha1.AnalysisR
 // and returns it with the metric's status.
 func measure(t *testing.T, exec *shared.Executor, prom *fakeprom.Server, spec *v1alpha1.AnalysisRunSpec) (v1alpha1.Measurement, metricsq.Result) {
 	t.Helper()
-	plan, err := analysis.NewEngine(exec, prom.URL).Prepare(context.Background(), spec, nil)
+	plan, err := analysis.NewEngine(exec, prom.URL, analysis.Cluster{}).Prepare(context.Background(), spec, nil, nil)
 	require.NoError(t, err)
 	var st v1alpha1.AnalysisRunStatus
 	taken, _ := plan.Step(context.Background(), &st, tick, false)
@@ -295,11 +295,11 @@ func TestQueryErrorIsAnError(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
-	engine := analysis.NewEngine(mustExecutor(t), "http://prometheus:9090")
+	engine := analysis.NewEngine(mustExecutor(t), "http://prometheus:9090", analysis.Cluster{})
 	problems := func(t *testing.T, m v1alpha1.Metric) []string {
 		t.Helper()
 		spec := &v1alpha1.AnalysisRunSpec{Metrics: []v1alpha1.Metric{m}, Args: []v1alpha1.Argument{{Name: "stable-hash", Value: ptr.To("s1")}}}
-		_, err := engine.Prepare(context.Background(), spec, nil)
+		_, err := engine.Prepare(context.Background(), spec, nil, nil)
 		require.Error(t, err)
 		var fe *field.Error
 		require.ErrorAs(t, err, &fe, "every problem is a field error")
@@ -319,17 +319,18 @@ func TestValidation(t *testing.T) {
 				{Name: "latency", Baseline: "rate(x[5m]", Canary: strings.ReplaceAll(latencyQuery, "hash", "canary-hash"), Direction: "up",
 					EffectSize: "cles", AllowedIncrease: ptr.To(1.2), CriticalDecrease: ptr.To(-1.0), NaNStrategy: "zero", Weight: ptr.To(60.0)},
 				{Name: "errors", Baseline: "up", Canary: "up", Weight: ptr.To(40.0)},
-				{Name: "errors", Canary: "up", Outliers: "drop", OutlierFactor: ptr.To(-1.0), EffectSize: "ratio", AllowedDecrease: ptr.To(math.Inf(1))},
+				{Name: "errors", Canary: "up", Outliers: "drop", OutlierFactor: ptr.To(-1.0), EffectSize: "ratio"},
 			},
 		}
 		got := problems(t, v1alpha1.Metric{Name: "judge", SuccessCondition: "result >= 95", Provider: v1alpha1.MetricProvider{Judge: j}})
 		assert.Equal(t, []string{
-			"metrics[judge].successCondition: the provider decides the measurement by its score against judge.thresholds; a condition could only contradict it",
+			// Args are rendered into the whole metric before anything else is checked.
+			`metrics[judge].provider.judge.metrics[latency].canary: argument "canary-hash" is not defined`,
+			"metrics[judge].successCondition: a judge metric is decided by its provider itself; a condition could only contradict it",
 			`metrics[judge].provider.judge.prometheus.timeout: invalid duration "soon": time: invalid duration "soon"`,
 			"metrics[judge].provider.judge.lookback: a positive duration is required",
 			"metrics[judge].provider.judge.thresholds: invalid scoring input: thresholds pass 70 and marginal 80 are not 0 <= marginal <= pass <= 100",
 			"metrics[judge].provider.judge.metrics[latency].baseline: invalid PromQL: 1:11: parse error: unclosed left parenthesis",
-			`metrics[judge].provider.judge.metrics[latency].canary: argument "canary-hash" is not defined`,
 			`metrics[judge].provider.judge.metrics[latency].direction: invalid judge settings: direction "up" is not increase, decrease or either`,
 			`metrics[judge].provider.judge.metrics[latency].nanStrategy: invalid judge settings: NaN strategy "zero" is not remove or replace`,
 			"metrics[judge].provider.judge.metrics[latency].allowedIncrease: invalid judge settings: allowedIncrease 1.2 is not a finite number in [0, 1] for cles",
@@ -340,8 +341,17 @@ func TestValidation(t *testing.T) {
 			`metrics[judge].provider.judge.metrics[errors].outliers: invalid judge settings: outlier strategy "drop" is not keep or remove`,
 			"metrics[judge].provider.judge.metrics[errors].outlierFactor: invalid judge settings: outlier factor -1 is not a finite number >= 0",
 			`metrics[judge].provider.judge.metrics[errors].effectSize: invalid judge settings: effect size "ratio" is not meanRatio or cles`,
-			"metrics[judge].provider.judge.metrics[errors].allowedDecrease: invalid judge settings: allowedDecrease +Inf is not a finite number in [-Inf, +Inf] for meanRatio",
 		}, got)
+	})
+
+	// An infinite number comes from no YAML, only from Go; args cannot be rendered into a
+	// metric that holds one, which is checked as written.
+	t.Run("infinite settings", func(t *testing.T) {
+		j := judgeSpec(canaryVsStable())
+		j.Metrics[0].AllowedDecrease = ptr.To(math.Inf(1))
+		got := problems(t, v1alpha1.Metric{Name: "judge", Provider: v1alpha1.MetricProvider{Judge: j}})
+		assert.Contains(t, got, "metrics[judge]: args cannot be rendered into a metric that cannot be encoded: json: unsupported value: +Inf")
+		assert.Contains(t, got, "metrics[judge].provider.judge.metrics["+j.Metrics[0].Name+"].allowedDecrease: invalid judge settings: allowedDecrease +Inf is not a finite number in [-Inf, +Inf] for meanRatio")
 	})
 
 	t.Run("durations, thresholds and scoring", func(t *testing.T) {
@@ -377,14 +387,16 @@ func TestValidation(t *testing.T) {
 	})
 
 	t.Run("templates check with placeholders and no address", func(t *testing.T) {
-		engine := analysis.NewEngine(mustExecutor(t), "")
+		engine := analysis.NewEngine(mustExecutor(t), "", analysis.Cluster{})
 		tmpl := &v1alpha1.AnalysisTemplateSpec{
 			Args:    []v1alpha1.Argument{{Name: "stable-hash"}, {Name: "canary-hash"}},
 			Metrics: []v1alpha1.Metric{{Name: "judge", Provider: v1alpha1.MetricProvider{Judge: judgeSpec(canaryVsStable())}}},
 		}
-		assert.Empty(t, engine.ValidateTemplate(context.Background(), tmpl))
+		problems, warnings := engine.ValidateTemplate(context.Background(), tmpl)
+		assert.Empty(t, problems)
+		assert.Empty(t, warnings)
 		tmpl.Metrics[0].FailureCondition = "result < 50"
-		errs := engine.ValidateTemplate(context.Background(), tmpl)
+		errs, _ := engine.ValidateTemplate(context.Background(), tmpl)
 		require.Len(t, errs, 1)
 		assert.Equal(t, "metrics[judge].failureCondition", errs[0].Field.Field)
 	})

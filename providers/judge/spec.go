@@ -26,7 +26,7 @@ const (
 	maxNameLength  = 63
 )
 
-var _ providers.SelfJudging = (*Factory)(nil)
+var _ providers.Factory = (*Factory)(nil)
 
 // Name is the kind's field in v1alpha1.MetricProvider.
 func (f *Factory) Name() string { return Name }
@@ -34,8 +34,8 @@ func (f *Factory) Name() string { return Name }
 // Configured reports whether p sets the judge field.
 func (f *Factory) Configured(p *v1alpha1.MetricProvider) bool { return p.Judge != nil }
 
-// JudgedBy names what decides a judge metric instead of conditions.
-func (f *Factory) JudgedBy() string { return "its score against judge.thresholds" }
+// Answers is Verdicts: the score against the thresholds decides, not conditions.
+func (f *Factory) Answers() providers.Answers { return providers.Verdicts }
 
 // Check reports what admission rejects in p's judge field and Build does not check: the
 // auth's shape, and the CRD's limits on the number and names of comparisons.
@@ -56,8 +56,8 @@ func (f *Factory) Check(path *field.Path, p *v1alpha1.MetricProvider) field.Erro
 	return errs
 }
 
-// Build resolves p's judge field against env: args rendered into the address, headers and
-// every query, PromQL syntax checked, durations, thresholds, settings and weights checked
+// Build resolves p's judge field against env (args are already rendered into it): PromQL
+// syntax checked, durations, thresholds, settings and weights checked
 // (settings by the statistics' own rules), Secrets read. Every problem names its field.
 func (f *Factory) Build(ctx context.Context, path *field.Path, p *v1alpha1.MetricProvider, env providers.Env) (providers.Source, fielderr.List) {
 	spec, path := p.Judge, path.Child(Name)
@@ -70,13 +70,13 @@ func (f *Factory) Build(ctx context.Context, path *field.Path, p *v1alpha1.Metri
 	conn := path.Child("prometheus")
 	if pr := spec.Prometheus; pr != nil {
 		if pr.Address != "" {
-			cfg.Address, _ = env.Render(conn.Child("address"), pr.Address, &errs)
+			cfg.Address = pr.Address
 		}
 		cfg.Timeout = providers.Duration(conn.Child("timeout"), pr.Timeout, &errs)
-		cfg.Headers = env.Headers(conn.Child("headers"), pr.Headers, &errs)
-		cfg.HTTP = env.HTTPConfig(ctx, conn.Child("auth"), pr.Auth, &errs)
+		cfg.Headers = providers.Headers(pr.Headers)
+		cfg.HTTP, _ = env.HTTP(ctx, conn, providers.HTTPSpec{Auth: pr.Auth}, &errs)
 	} else {
-		cfg.HTTP = env.HTTPConfig(ctx, conn.Child("auth"), nil, &errs)
+		cfg.HTTP, _ = env.HTTP(ctx, conn, providers.HTTPSpec{}, &errs)
 	}
 	if cfg.Address == "" && env.Template {
 		cfg.Address = placeholderAddress
@@ -113,8 +113,8 @@ func (f *Factory) Build(ctx context.Context, path *field.Path, p *v1alpha1.Metri
 		}
 		names[c.Name] = true
 		rendered = append(rendered, queries{
-			baseline: promQL(cp.Child("baseline"), c.Baseline, env, &errs),
-			canary:   promQL(cp.Child("canary"), c.Canary, env, &errs),
+			baseline: promQL(cp.Child("baseline"), c.Baseline, &errs),
+			canary:   promQL(cp.Child("canary"), c.Canary, &errs),
 		})
 		if w := c.Weight; w != nil {
 			prev, ok := src.weights[c.Group]
@@ -201,20 +201,16 @@ func positive(path *field.Path, d v1alpha1.DurationString, errs *fielderr.List) 
 	return v
 }
 
-// promQL renders query, the field at path, and checks its syntax.
-func promQL(path *field.Path, query string, env providers.Env, errs *fielderr.List) string {
+// promQL checks the syntax of query, the field at path.
+func promQL(path *field.Path, query string, errs *fielderr.List) string {
 	if query == "" {
 		errs.Add(field.Required(path, "a PromQL query is required"))
 		return ""
 	}
-	out, ok := env.Render(path, query, errs)
-	if !ok {
-		return ""
+	if _, err := metricsq.Validate(query); err != nil {
+		errs.Invalid(path, query, err)
 	}
-	if err := metricsq.Validate(out); err != nil {
-		errs.Invalid(path, out, err)
-	}
-	return out
+	return query
 }
 
 // checkThresholds resolves t, the thresholds field at path: the defaults when unset.

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/sigv4"
 
 	"github.com/promgate/promgate/providers"
 )
@@ -27,7 +28,7 @@ type Config struct {
 	Address string
 	// Query is the rendered PromQL.
 	Query string
-	// Range makes this a range query ending at the tick; nil for an instant query.
+	// Range makes this a range query; nil for an instant query.
 	Range *Range
 	// Timeout bounds each query, client and server side; 0 selects providers.DefaultTimeout.
 	Timeout time.Duration
@@ -36,12 +37,51 @@ type Config struct {
 	// HTTP holds auth (bearer, basic, OAuth2) and TLS. Start from
 	// config.DefaultHTTPClientConfig to follow redirects and allow HTTP/2.
 	HTTP config.HTTPClientConfig
+	// SigV4 signs every request, for Amazon Managed Service for Prometheus.
+	SigV4 *sigv4.SigV4Config
+	// Type is the query's PromQL type, as metricsq.Validate gives it.
+	Type model.ValueType
 }
 
-// Range is a range query over [tick-Window, tick].
+// Range is a range query: over [tick-Window, tick], or from Start to End evaluated at the
+// tick when Start is set.
 type Range struct {
 	Window time.Duration
-	Step   time.Duration
+	// Start and End are Argo Rollouts' bounds; End nil is the tick.
+	Start, End *TimeExpr
+	Step       time.Duration
+}
+
+// bounds is the range asked at tick.
+func (r *Range) bounds(tick time.Time) (start, end time.Time, err error) {
+	if r.Start == nil {
+		return tick.Add(-r.Window), tick, nil
+	}
+	if start, err = r.Start.At(tick); err != nil {
+		return start, end, err
+	}
+	end = tick
+	if r.End != nil {
+		if end, err = r.End.At(tick); err != nil {
+			return start, end, err
+		}
+	}
+	if !start.Before(end) {
+		return start, end, fmt.Errorf("range start %s is not before its end %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
+	}
+	return start, end, nil
+}
+
+// String is how the range reads in a source's description.
+func (r *Range) String() string {
+	if r.Start == nil {
+		return fmt.Sprintf("range %s step %s", r.Window, r.Step)
+	}
+	end := "now()"
+	if r.End != nil {
+		end = r.End.String()
+	}
+	return fmt.Sprintf("range from %s to %s step %s", r.Start, end, r.Step)
 }
 
 // Options configures a Factory.
@@ -94,14 +134,14 @@ func (f *Factory) New(cfg Config) (*Source, error) {
 	if cfg.Query == "" {
 		return nil, errors.New("prometheus provider: query is empty")
 	}
-	if r := cfg.Range; r != nil && (r.Window <= 0 || r.Step <= 0) {
-		return nil, fmt.Errorf("prometheus provider: range needs a positive window and step, got %s and %s", r.Window, r.Step)
+	if r := cfg.Range; r != nil && ((r.Start == nil && r.Window <= 0) || r.Step <= 0) {
+		return nil, fmt.Errorf("prometheus provider: range needs a positive window or a start, and a positive step, got %s and %s", r.Window, r.Step)
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = providers.DefaultTimeout
 	}
-	client, key, err := f.clients.Client(cfg.HTTP, cfg.Headers)
+	client, key, err := f.clients.Client(cfg.HTTP, cfg.Headers, cfg.SigV4)
 	if err != nil {
 		return nil, fmt.Errorf("prometheus provider for %s: %w", u.Redacted(), err)
 	}
@@ -109,9 +149,9 @@ func (f *Factory) New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus provider for %s: %w", u.Redacted(), err)
 	}
-	question := "instant: " + cfg.Query
+	question, typ := "instant: "+cfg.Query, cfg.Type
 	if r := cfg.Range; r != nil {
-		question = fmt.Sprintf("range %s step %s: %s", r.Window, r.Step, cfg.Query)
+		question, typ = r.String()+": "+cfg.Query, model.ValMatrix
 	}
 	return &Source{
 		api: v1.NewAPI(c),
@@ -122,6 +162,7 @@ func (f *Factory) New(cfg Config) (*Source, error) {
 			Target: addr + "#" + key,
 			Query:  question,
 			Shown:  u.Redacted(),
+			Type:   typ,
 		},
 		query:   cfg.Query,
 		rng:     cfg.Range,
@@ -144,9 +185,10 @@ func parseAddress(addr string) (*url.URL, error) {
 // Describe says what the source asks.
 func (s *Source) Describe() providers.Description { return s.desc }
 
-// Fetch runs the query at tick. The timeout goes to Prometheus too, so it stops
+// Fetch runs the query at q's tick. The timeout goes to Prometheus too, so it stops
 // evaluating a query nobody will read.
-func (s *Source) Fetch(ctx context.Context, tick time.Time) (providers.Response, error) {
+func (s *Source) Fetch(ctx context.Context, q providers.Query) (providers.Response, error) {
+	tick := q.Tick
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var (
@@ -156,11 +198,14 @@ func (s *Source) Fetch(ctx context.Context, tick time.Time) (providers.Response,
 		err      error
 	)
 	if s.rng != nil {
-		end := tick
-		if end.IsZero() {
-			end = time.Now()
+		if tick.IsZero() {
+			tick = time.Now()
 		}
-		r := v1.Range{Start: end.Add(-s.rng.Window), End: end, Step: s.rng.Step}
+		start, end, rerr := s.rng.bounds(tick)
+		if rerr != nil {
+			return providers.Response{}, rerr
+		}
+		r := v1.Range{Start: start, End: end, Step: s.rng.Step}
 		v, warnings, infos, err = s.api.QueryRange(ctx, s.query, r, v1.WithTimeout(s.timeout))
 	} else {
 		v, warnings, infos, err = s.api.Query(ctx, s.query, tick, v1.WithTimeout(s.timeout))

@@ -395,7 +395,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{name: "no address", cfg: Config{Query: "up"}, wantErr: "no address configured"},
 		{name: "not a URL", cfg: Config{Address: "prometheus:9090", Query: "up"}, wantErr: "is not an http(s) URL"},
 		{name: "no query", cfg: Config{Address: "http://p:9090"}, wantErr: "query is empty"},
-		{name: "bad range", cfg: Config{Address: "http://p:9090", Query: "up", Range: &Range{Window: time.Minute}}, wantErr: "positive window and step"},
+		{name: "bad range", cfg: Config{Address: "http://p:9090", Query: "up", Range: &Range{Window: time.Minute}}, wantErr: "positive window or a start, and a positive step"},
 		{name: "bad TLS", cfg: Config{Address: "https://p:9090", Query: "up", HTTP: config.HTTPClientConfig{TLSConfig: config.TLSConfig{CA: "not a PEM"}}}, wantErr: "prometheus provider for https://p:9090"},
 		{name: "reserved header", cfg: Config{Address: "http://p:9090", Query: "up", Headers: map[string]string{"Authorization": "x"}}, wantErr: "not allowed"},
 	}

@@ -137,7 +137,7 @@ type provider struct {
 // Measure answers from a call in flight or just finished for the same question and tick,
 // or makes the call.
 func (p *provider) Measure(ctx context.Context, q providers.Query) (providers.Measurement, error) {
-	m, err := p.exec.measure(ctx, p.src, p.desc, q.Tick)
+	m, err := p.exec.measure(ctx, p.src, p.desc, q)
 	if err != nil {
 		return providers.Measurement{}, fmt.Errorf("querying %s: %w", p.desc.Shown, err)
 	}
@@ -147,12 +147,12 @@ func (p *provider) Measure(ctx context.Context, q providers.Query) (providers.Me
 // measure calls src only when no identical request is in flight or cached. If ctx ends
 // first, only this caller gives up: the shared call goes on for the others and is
 // cancelled once nobody waits for it.
-func (e *Executor) measure(ctx context.Context, src providers.Source, desc providers.Description, tick time.Time) (providers.Measurement, error) {
-	if tick.IsZero() {
+func (e *Executor) measure(ctx context.Context, src providers.Source, desc providers.Description, q providers.Query) (providers.Measurement, error) {
+	if q.Tick.IsZero() || desc.Unshared {
 		// "Now" differs for every caller, so it is never shared.
-		return e.answer(ctx, src, desc, tick)
+		return e.answer(ctx, src, desc, q)
 	}
-	k := callKey{kind: desc.Kind, target: desc.Target, query: desc.Query, tick: tick.UnixNano()}
+	k := callKey{kind: desc.Kind, target: desc.Target, query: desc.Query, tick: q.Tick.UnixNano()}
 	now := time.Now()
 
 	e.mu.Lock()
@@ -170,7 +170,7 @@ func (e *Executor) measure(ctx context.Context, src providers.Source, desc provi
 		c.waiters++
 	} else {
 		e.sweepLocked(now)
-		c = e.startLocked(ctx, k, src, desc, tick)
+		c = e.startLocked(ctx, k, src, desc, q)
 	}
 	e.mu.Unlock()
 
@@ -185,12 +185,12 @@ func (e *Executor) measure(ctx context.Context, src providers.Source, desc provi
 
 // startLocked launches the shared call. Its context keeps the first caller's values but
 // not its cancellation, which belongs to that caller alone.
-func (e *Executor) startLocked(ctx context.Context, k callKey, src providers.Source, desc providers.Description, tick time.Time) *call {
+func (e *Executor) startLocked(ctx context.Context, k callKey, src providers.Source, desc providers.Description, q providers.Query) *call {
 	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c := &call{done: make(chan struct{}), cancel: cancel, waiters: 1}
 	e.calls[k] = c
 	go func() {
-		m, err := e.answer(callCtx, src, desc, tick)
+		m, err := e.answer(callCtx, src, desc, q)
 		cancel()
 		e.mu.Lock()
 		c.m, c.err, c.finished = m, err, true
@@ -232,20 +232,29 @@ func (e *Executor) sweepLocked(now time.Time) {
 
 // answer fetches and shapes: shaping here, inside the shared call, does it once for
 // every caller sharing the answer.
-func (e *Executor) answer(ctx context.Context, src providers.Source, desc providers.Description, tick time.Time) (providers.Measurement, error) {
-	resp, err := e.fetch(ctx, src, desc, tick)
+func (e *Executor) answer(ctx context.Context, src providers.Source, desc providers.Description, q providers.Query) (providers.Measurement, error) {
+	resp, err := e.fetch(ctx, src, desc, q)
 	if err != nil {
 		return providers.Measurement{}, err
 	}
-	res, err := metricsq.Shape(resp.Value)
+	m := providers.Measurement{Verdict: resp.Verdict, Warnings: resp.Warnings, Infos: resp.Infos}
+	switch {
+	case resp.Verdict != nil && resp.Value == nil:
+		// A verdict with no numbers (a Job's outcome) has nothing to shape; the zero
+		// Result is no numbers, and not no data, which is not what the verdict says.
+	case resp.Document != nil:
+		m.Result, err = metricsq.ShapeDocument(resp.Value, *resp.Document)
+	default:
+		m.Result, err = metricsq.Shape(resp.Value)
+	}
 	if err != nil {
 		return providers.Measurement{}, err
 	}
-	return providers.Measurement{Result: res, Warnings: resp.Warnings, Infos: resp.Infos, Verdict: resp.Verdict}, nil
+	return m, nil
 }
 
 // fetch takes a slot on the target, then calls and times src.
-func (e *Executor) fetch(ctx context.Context, src providers.Source, desc providers.Description, tick time.Time) (resp providers.Response, err error) {
+func (e *Executor) fetch(ctx context.Context, src providers.Source, desc providers.Description, q providers.Query) (resp providers.Response, err error) {
 	release, err := e.acquire(ctx, desc.Target)
 	if err != nil {
 		return providers.Response{}, err
@@ -262,7 +271,7 @@ func (e *Executor) fetch(ctx context.Context, src providers.Source, desc provide
 		e.duration.WithLabelValues(desc.Kind, o).Observe(time.Since(start).Seconds())
 		e.total.WithLabelValues(desc.Kind, o).Inc()
 	}()
-	return src.Fetch(ctx, tick)
+	return src.Fetch(ctx, q)
 }
 
 // acquire waits for a slot on the named target; release gives it back.

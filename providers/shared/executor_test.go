@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
 )
 
@@ -29,7 +30,7 @@ func newTestExecutor(t *testing.T, opts Options) (*Executor, *prometheus.Registr
 	return e, reg
 }
 
-type fetchFunc func(ctx context.Context, tick time.Time) (providers.Response, error)
+type fetchFunc func(ctx context.Context, q providers.Query) (providers.Response, error)
 
 // fakeSource describes itself as desc and answers with fetch.
 type fakeSource struct {
@@ -39,8 +40,8 @@ type fakeSource struct {
 
 func (s *fakeSource) Describe() providers.Description { return s.desc }
 
-func (s *fakeSource) Fetch(ctx context.Context, tick time.Time) (providers.Response, error) {
-	return s.fetch(ctx, tick)
+func (s *fakeSource) Fetch(ctx context.Context, q providers.Query) (providers.Response, error) {
+	return s.fetch(ctx, q)
 }
 
 func source(query string, fetch fetchFunc) *fakeSource {
@@ -54,7 +55,7 @@ func measure(ctx context.Context, e *Executor, src providers.Source, tick time.T
 // counting counts calls, blocks until release is closed, and answers with the call's
 // sequence number.
 func counting(calls *atomic.Int32, release <-chan struct{}) fetchFunc {
-	return func(ctx context.Context, _ time.Time) (providers.Response, error) {
+	return func(ctx context.Context, _ providers.Query) (providers.Response, error) {
 		n := calls.Add(1)
 		select {
 		case <-release:
@@ -146,7 +147,7 @@ func TestExecutorBoundsConcurrencyPerTarget(t *testing.T) {
 			wg.Go(func() {
 				src := &fakeSource{
 					desc: providers.Description{Kind: "prometheus", Target: target, Query: fmt.Sprintf("q%d", i)},
-					fetch: func(context.Context, time.Time) (providers.Response, error) {
+					fetch: func(context.Context, providers.Query) (providers.Response, error) {
 						defer track(g)()
 						defer track(&overall)()
 						time.Sleep(5 * time.Millisecond)
@@ -173,7 +174,7 @@ func TestExecutorForgetsIdleTargets(t *testing.T) {
 		return len(e.targets)
 	}
 	started, release := make(chan struct{}), make(chan struct{})
-	blocking := source("slow", func(context.Context, time.Time) (providers.Response, error) {
+	blocking := source("slow", func(context.Context, providers.Query) (providers.Response, error) {
 		close(started)
 		<-release
 		return providers.Response{Value: model.Vector{}}, nil
@@ -189,7 +190,7 @@ func TestExecutorForgetsIdleTargets(t *testing.T) {
 	// A request that gives up while waiting for the only slot leaves no trace.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	_, err := measure(ctx, e, source("queued", func(context.Context, time.Time) (providers.Response, error) {
+	_, err := measure(ctx, e, source("queued", func(context.Context, providers.Query) (providers.Response, error) {
 		return providers.Response{}, errors.New("never called")
 	}), tick0)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -204,7 +205,7 @@ func TestExecutorWaiterCancellationDoesNotCancelSharedCall(t *testing.T) {
 	started := make(chan struct{})
 	release := make(chan struct{})
 	var fetchCtxErr atomic.Value
-	src := source("up", func(ctx context.Context, _ time.Time) (providers.Response, error) {
+	src := source("up", func(ctx context.Context, _ providers.Query) (providers.Response, error) {
 		close(started)
 		<-release
 		fetchCtxErr.Store(fmt.Sprint(ctx.Err()))
@@ -241,7 +242,7 @@ func TestExecutorLastWaiterLeavingCancelsCall(t *testing.T) {
 	e, reg := newTestExecutor(t, Options{})
 	var calls atomic.Int32
 	fetchDone := make(chan error, 1)
-	blocking := source("up", func(ctx context.Context, _ time.Time) (providers.Response, error) {
+	blocking := source("up", func(ctx context.Context, _ providers.Query) (providers.Response, error) {
 		calls.Add(1)
 		<-ctx.Done()
 		fetchDone <- ctx.Err()
@@ -254,7 +255,7 @@ func TestExecutorLastWaiterLeavingCancelsCall(t *testing.T) {
 	require.ErrorIs(t, <-fetchDone, context.Canceled, "nobody waits, so the call stops")
 
 	// A later request starts afresh rather than inheriting the cancelled result.
-	m, err := measure(context.Background(), e, source("up", func(context.Context, time.Time) (providers.Response, error) {
+	m, err := measure(context.Background(), e, source("up", func(context.Context, providers.Query) (providers.Response, error) {
 		calls.Add(1)
 		return providers.Response{Value: &model.Scalar{Value: 2}}, nil
 	}), tick0)
@@ -275,11 +276,11 @@ func TestExecutorCachesFinishedResultsForTTL(t *testing.T) {
 		e, _ := newTestExecutor(t, Options{CacheTTL: 10 * time.Second})
 		var calls atomic.Int32
 		fail := errors.New("prometheus down")
-		fetch := func(ctx context.Context, _ time.Time) (providers.Response, error) {
+		fetch := func(ctx context.Context, _ providers.Query) (providers.Response, error) {
 			calls.Add(1)
 			return providers.Response{Value: &model.Scalar{Value: 1}}, nil
 		}
-		failing := source("failing", func(context.Context, time.Time) (providers.Response, error) {
+		failing := source("failing", func(context.Context, providers.Query) (providers.Response, error) {
 			calls.Add(1)
 			return providers.Response{}, fail
 		})
@@ -321,7 +322,7 @@ func TestExecutorZeroTickIsNeverShared(t *testing.T) {
 
 func TestExecutorShapesAndNamesTheSource(t *testing.T) {
 	e, _ := newTestExecutor(t, Options{})
-	m, err := measure(context.Background(), e, source("up", func(context.Context, time.Time) (providers.Response, error) {
+	m, err := measure(context.Background(), e, source("up", func(context.Context, providers.Query) (providers.Response, error) {
 		return providers.Response{Value: model.Vector{{Metric: model.Metric{"pod": "a"}, Value: 0.5}}, Infos: []string{"i"}}, nil
 	}), tick0)
 	require.NoError(t, err)
@@ -329,7 +330,7 @@ func TestExecutorShapesAndNamesTheSource(t *testing.T) {
 	assert.Equal(t, map[string]string{"pod": "a"}, m.Result.Series[0].Labels)
 	assert.Equal(t, []string{"i"}, m.Infos)
 
-	_, err = measure(context.Background(), e, source("text", func(context.Context, time.Time) (providers.Response, error) {
+	_, err = measure(context.Background(), e, source("text", func(context.Context, providers.Query) (providers.Response, error) {
 		return providers.Response{Value: &model.String{Value: "ok"}}, nil
 	}), tick0)
 	assert.EqualError(t, err, `querying http://prom:9090: string result "ok" is not a number`)
@@ -338,14 +339,14 @@ func TestExecutorShapesAndNamesTheSource(t *testing.T) {
 func TestExecutorOutcomesAndTiming(t *testing.T) {
 	e, reg := newTestExecutor(t, Options{})
 	fetches := map[string]fetchFunc{
-		"ok": func(context.Context, time.Time) (providers.Response, error) { return providers.Response{}, nil },
-		"error": func(context.Context, time.Time) (providers.Response, error) {
+		"ok": func(context.Context, providers.Query) (providers.Response, error) { return providers.Response{}, nil },
+		"error": func(context.Context, providers.Query) (providers.Response, error) {
 			return providers.Response{}, errors.New("boom")
 		},
-		"timeout": func(context.Context, time.Time) (providers.Response, error) {
+		"timeout": func(context.Context, providers.Query) (providers.Response, error) {
 			return providers.Response{}, fmt.Errorf("x: %w", context.DeadlineExceeded)
 		},
-		"panic": func(context.Context, time.Time) (providers.Response, error) { panic("bug") },
+		"panic": func(context.Context, providers.Query) (providers.Response, error) { panic("bug") },
 	}
 	for q, fetch := range fetches {
 		_, _ = measure(context.Background(), e, source(q, fetch), tick0)
@@ -372,4 +373,35 @@ func TestNewExecutorRegistrationConflict(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, DefaultMaxConcurrentPerTarget, e.maxPerTarget)
 	assert.Equal(t, DefaultCacheTTL, e.ttl)
+}
+
+func TestExecutorNeverSharesUnsharedSources(t *testing.T) {
+	e, _ := newTestExecutor(t, Options{})
+	var seqs []int32
+	src := source("job", func(_ context.Context, q providers.Query) (providers.Response, error) {
+		seqs = append(seqs, q.Seq)
+		return providers.Response{Verdict: &providers.Verdict{Phase: "Running", RetryAfter: time.Second}}, nil
+	})
+	src.desc.Unshared = true
+	tick := time.Unix(1000, 0)
+	for range 3 {
+		m, err := e.Provider(src).Measure(context.Background(), providers.Query{Tick: tick, Seq: 4})
+		require.NoError(t, err)
+		require.NotNil(t, m.Verdict, "a verdict is passed on as it is")
+		assert.Equal(t, time.Second, m.Verdict.RetryAfter)
+	}
+	assert.Equal(t, []int32{4, 4, 4}, seqs, "every ask is a call of its own, at the same tick too")
+}
+
+func TestExecutorShapesDocuments(t *testing.T) {
+	e, _ := newTestExecutor(t, Options{})
+	doc := map[string]any{"ok": true}
+	m, err := measure(context.Background(), e, source("web", func(context.Context, providers.Query) (providers.Response, error) {
+		return providers.Response{Document: &metricsq.Document{Value: doc}}, nil
+	}), time.Unix(1000, 0))
+	require.NoError(t, err)
+	require.NotNil(t, m.Result.Document)
+	assert.Equal(t, doc, m.Result.Document.Value)
+	assert.False(t, m.Result.NoData)
+	assert.Equal(t, `{"ok":true}`, m.Result.String())
 }

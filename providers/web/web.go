@@ -1,5 +1,7 @@
 // Package web measures metrics from any HTTP endpoint returning JSON, picking the value
-// with a Kubernetes JSONPath expression (as Argo Rollouts' web provider does).
+// with a Kubernetes JSONPath expression and handing it to the conditions as JSON decodes
+// it, as Argo Rollouts' web provider does; numbers are also read as a Prometheus scalar or
+// vector, so conditions written for numbers work alike for both kinds.
 package web
 
 import (
@@ -20,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 	"k8s.io/client-go/util/jsonpath"
 
+	"github.com/promgate/promgate/metricsq"
 	"github.com/promgate/promgate/providers"
 )
 
@@ -27,15 +30,15 @@ import (
 // metrics.
 const Name = "web"
 
-// DefaultMaxResponseBytes bounds a response body when Options leaves it unset: a metric
-// is a number, and a runaway endpoint must not exhaust the controller's memory.
+// DefaultMaxResponseBytes bounds a response body when Options leaves it unset: a runaway
+// endpoint must not exhaust the controller's memory.
 const DefaultMaxResponseBytes = 10 << 20
 
 // Config is one metric's web request, with secrets already resolved.
 type Config struct {
 	// URL is the endpoint, rendered from the template's args.
 	URL string
-	// Method is GET (the default) or POST.
+	// Method is GET (the default), POST or PUT.
 	Method string
 	// Body is sent with the request, as application/json unless Headers says otherwise.
 	Body string
@@ -111,7 +114,7 @@ func (f *Factory) New(cfg Config) (*Source, error) {
 	if timeout <= 0 {
 		timeout = providers.DefaultTimeout
 	}
-	client, key, err := f.clients.Client(cfg.HTTP, nil)
+	client, key, err := f.clients.Client(cfg.HTTP, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("web provider for %s: %w", u.Redacted(), err)
 	}
@@ -150,10 +153,10 @@ func parseMethod(m string) (string, error) {
 	switch method := strings.ToUpper(m); method {
 	case "":
 		return http.MethodGet, nil
-	case http.MethodGet, http.MethodPost:
+	case http.MethodGet, http.MethodPost, http.MethodPut:
 		return method, nil
 	}
-	return "", fmt.Errorf("method %q is not GET or POST", m)
+	return "", fmt.Errorf("method %q is not GET, POST or PUT", m)
 }
 
 // parsePath checks a JSONPath and returns it normalised.
@@ -182,8 +185,8 @@ func normalizePath(p string) string {
 // Describe says what the source asks.
 func (s *Source) Describe() providers.Description { return s.desc }
 
-// Fetch sends the request and picks the value; tick stamps the samples.
-func (s *Source) Fetch(ctx context.Context, tick time.Time) (providers.Response, error) {
+// Fetch sends the request and picks the value; q's tick stamps the samples.
+func (s *Source) Fetch(ctx context.Context, q providers.Query) (providers.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var body io.Reader
@@ -227,29 +230,30 @@ func (s *Source) Fetch(ctx context.Context, tick time.Time) (providers.Response,
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return providers.Response{}, fmt.Errorf("decoding JSON: %w", err)
 	}
-	v, err := pick(s.path, doc, tick)
+	numbers, picked, err := pick(s.path, doc, q.Tick)
 	if err != nil {
 		return providers.Response{}, err
 	}
-	return providers.Response{Value: v}, nil
+	return providers.Response{Value: numbers, Document: &picked}, nil
 }
 
-// pick applies the JSONPath and turns what it finds into a Prometheus value, so web
-// metrics are shaped and classified exactly like Prometheus ones: one number is a
-// scalar; an array, or several matches, a vector; null or nothing found is an empty
-// vector (no data); anything that is not a number is an error naming the path.
-func pick(path string, doc any, tick time.Time) (model.Value, error) {
+// pick applies the JSONPath and returns what it found as a document: the value itself
+// when there is one match, a list of the matches when there are several, null when there
+// is none. numbers is the same read as a Prometheus value, nil unless it is numbers: one
+// number is a scalar; a list of numbers, or several matches, a vector. A number written
+// as a string counts as one; a null in a list is a missing sample.
+func pick(path string, doc any, tick time.Time) (numbers model.Value, picked metricsq.Document, err error) {
 	if doc == nil {
-		return model.Vector{}, nil
+		return nil, picked, nil
 	}
 	// A parsed JSONPath keeps state while it runs, so each call parses its own.
 	jp := jsonpath.New("web").AllowMissingKeys(true)
 	if err := jp.Parse(path); err != nil {
-		return nil, fmt.Errorf("jsonPath %s: %w", path, err)
+		return nil, picked, fmt.Errorf("jsonPath %s: %w", path, err)
 	}
 	results, err := jp.FindResults(doc)
 	if err != nil {
-		return nil, fmt.Errorf("jsonPath %s: %w", path, err)
+		return nil, picked, fmt.Errorf("jsonPath %s: %w", path, err)
 	}
 	var found []any
 	for _, rs := range results {
@@ -261,17 +265,29 @@ func pick(path string, doc any, tick time.Time) (model.Value, error) {
 			}
 		}
 	}
+	switch len(found) {
+	case 0:
+	case 1:
+		picked.Value = found[0]
+	default:
+		picked.Value = found
+	}
+	return asNumbers(found, tick), picked, nil
+}
+
+// asNumbers reads found as pick describes; nil when it is not numbers.
+func asNumbers(found []any, tick time.Time) model.Value {
 	ts := model.TimeFromUnixNano(tick.UnixNano())
-	if len(found) == 1 {
+	switch len(found) {
+	case 0:
+		return nil
+	case 1:
 		if _, isArray := found[0].([]any); !isArray {
-			if found[0] == nil {
-				return model.Vector{}, nil
+			f, ok := number(found[0])
+			if !ok {
+				return nil
 			}
-			f, err := number(found[0], path)
-			if err != nil {
-				return nil, err
-			}
-			return &model.Scalar{Value: model.SampleValue(f), Timestamp: ts}, nil
+			return &model.Scalar{Value: model.SampleValue(f), Timestamp: ts}
 		}
 	}
 	var items []any
@@ -284,28 +300,28 @@ func pick(path string, doc any, tick time.Time) (model.Value, error) {
 	}
 	vec := make(model.Vector, 0, len(items))
 	for _, x := range items {
-		f := math.NaN() // a null inside an array is a missing sample, not a zero
+		f := math.NaN()
 		if x != nil {
-			if f, err = number(x, path); err != nil {
-				return nil, err
+			var ok bool
+			if f, ok = number(x); !ok {
+				return nil
 			}
 		}
 		vec = append(vec, &model.Sample{Metric: model.Metric{}, Value: model.SampleValue(f), Timestamp: ts})
 	}
-	return vec, nil
+	return vec
 }
 
-func number(x any, path string) (float64, error) {
+func number(x any) (float64, bool) {
 	switch x := x.(type) {
 	case float64:
-		return x, nil
+		return x, true
 	case string:
 		if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
-			return f, nil
+			return f, true
 		}
 	}
-	b, _ := json.Marshal(x)
-	return 0, fmt.Errorf("value at %s is %s, not a number", path, excerpt(b))
+	return 0, false
 }
 
 // excerpt keeps messages that end up in status short.

@@ -50,7 +50,7 @@ func serveJSON(body string) *httptest.Server {
 func TestPick(t *testing.T) {
 	const doc = `{
 		"data": {"ok": 0.99, "text": "0.5", "word": "fine", "flag": true, "nothing": null,
-		         "list": [0.9, "0.8", null], "nested": [[1]], "obj": {"a": 1}, "empty": []},
+		         "list": [0.9, "0.8", null], "nested": [[1]], "obj": {"a": 1}, "empty": [], "mixed": [1, "x"]},
 		"items": [{"v": 1}, {"v": 2}, {"w": 3}]
 	}`
 	nan := math.NaN()
@@ -59,20 +59,22 @@ func TestPick(t *testing.T) {
 		wantType   model.ValueType
 		wantValues []float64
 		wantNoData bool
+		wantDoc    any
 		wantErr    string
 	}{
-		{path: "{$.data.ok}", wantType: model.ValScalar, wantValues: []float64{0.99}},
-		{path: "$.data.ok", wantType: model.ValScalar, wantValues: []float64{0.99}},
-		{path: "{.data.text}", wantType: model.ValScalar, wantValues: []float64{0.5}},
-		{path: "{$.data.list}", wantType: model.ValVector, wantValues: []float64{0.9, 0.8, nan}},
-		{path: "{$.items[*].v}", wantType: model.ValVector, wantValues: []float64{1, 2}},
-		{path: "{$.data.nothing}", wantType: model.ValVector, wantValues: []float64{}, wantNoData: true},
-		{path: "{$.data.missing}", wantType: model.ValVector, wantValues: []float64{}, wantNoData: true},
-		{path: "{$.data.empty}", wantType: model.ValVector, wantValues: []float64{}, wantNoData: true},
-		{path: "{$.data.word}", wantErr: `value at {$.data.word} is "fine", not a number`},
-		{path: "{$.data.flag}", wantErr: `value at {$.data.flag} is true, not a number`},
-		{path: "{$.data.obj}", wantErr: `value at {$.data.obj} is {"a":1}, not a number`},
-		{path: "{$.data.nested}", wantErr: `value at {$.data.nested} is [1], not a number`},
+		{path: "{$.data.ok}", wantType: model.ValScalar, wantValues: []float64{0.99}, wantDoc: 0.99},
+		{path: "$.data.ok", wantType: model.ValScalar, wantValues: []float64{0.99}, wantDoc: 0.99},
+		{path: "{.data.text}", wantType: model.ValScalar, wantValues: []float64{0.5}, wantDoc: "0.5"},
+		{path: "{$.data.list}", wantType: model.ValVector, wantValues: []float64{0.9, 0.8, nan}, wantDoc: []any{0.9, "0.8", nil}},
+		{path: "{$.items[*].v}", wantType: model.ValVector, wantValues: []float64{1, 2}, wantDoc: []any{1.0, 2.0}},
+		{path: "{$.data.nothing}", wantType: model.ValNone, wantNoData: true},
+		{path: "{$.data.missing}", wantType: model.ValNone, wantNoData: true},
+		{path: "{$.data.empty}", wantType: model.ValVector, wantValues: []float64{}, wantNoData: true, wantDoc: []any{}},
+		{path: "{$.data.word}", wantType: model.ValNone, wantDoc: "fine"},
+		{path: "{$.data.flag}", wantType: model.ValNone, wantDoc: true},
+		{path: "{$.data.obj}", wantType: model.ValNone, wantDoc: map[string]any{"a": 1.0}},
+		{path: "{$.data.nested}", wantType: model.ValNone, wantDoc: []any{[]any{1.0}}},
+		{path: "{$.data.mixed}", wantType: model.ValNone, wantDoc: []any{1.0, "x"}},
 		{path: "{$.data.ok[0]}", wantErr: "jsonPath {$.data.ok[0]}"},
 	}
 	for _, tt := range tests {
@@ -90,6 +92,8 @@ func TestPick(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tt.wantType, m.Result.Type)
 			assert.Equal(t, tt.wantNoData, m.Result.NoData)
+			require.NotNil(t, m.Result.Document, "the value as JSON decodes it is always there")
+			assert.Equal(t, tt.wantDoc, m.Result.Document.Value)
 			require.Len(t, m.Result.Values, len(tt.wantValues))
 			for i, w := range tt.wantValues {
 				if math.IsNaN(w) {
@@ -103,7 +107,7 @@ func TestPick(t *testing.T) {
 }
 
 func TestWholeDocument(t *testing.T) {
-	for body, want := range map[string]string{`0.75`: "0.75", `[1, 2]`: "[1, 2]", `null`: "[]"} {
+	for body, want := range map[string]string{`0.75`: "0.75", `[1, 2]`: "[1, 2]", `null`: "null", `{"ok": true}`: `{"ok":true}`, `"It worked!"`: `"It worked!"`} {
 		srv := serveJSON(body)
 		p, err := newFactory(t, Options{}).New(Config{URL: srv.URL})
 		require.NoError(t, err)
@@ -241,7 +245,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{cfg: Config{URL: "example.com/x"}, wantErr: "is not an http(s) URL"},
-		{cfg: Config{URL: "http://example.com", Method: "DELETE"}, wantErr: `method "DELETE" is not GET or POST`},
+		{cfg: Config{URL: "http://example.com", Method: "DELETE"}, wantErr: `method "DELETE" is not GET, POST or PUT`},
 		{cfg: Config{URL: "http://example.com", JSONPath: "{$.a"}, wantErr: `jsonPath "{$.a"`},
 		{cfg: Config{URL: "http://example.com", HTTP: config.HTTPClientConfig{BearerToken: "a", BearerTokenFile: "b"}}, wantErr: "invalid HTTP client configuration"},
 	}

@@ -19,6 +19,11 @@ type Endpoints interface {
 	// endpoint, all of them pods podSelector selects (the pods of revision rev), and a
 	// *NotReadyError otherwise.
 	Only(ctx context.Context, svc client.ObjectKey, podSelector map[string]string, rev string) error
+	// Serves returns nil when the EndpointSlices of Service svc hold at least one ready
+	// endpoint that is a pod podSelector selects (of revision rev), whatever else they
+	// hold, and a *NotReadyError otherwise: what a subset of a Service's endpoints, such as
+	// an Istio DestinationRule subset, needs.
+	Serves(ctx context.Context, svc client.ObjectKey, podSelector map[string]string, rev string) error
 }
 
 // NotReadyError says a traffic change waits for a Service's EndpointSlices. What it
@@ -42,10 +47,35 @@ type SliceEndpoints struct {
 
 // Only implements Endpoints.
 func (e SliceEndpoints) Only(ctx context.Context, svc client.ObjectKey, podSelector map[string]string, rev string) error {
+	nr, err := e.count(ctx, svc, podSelector, rev)
+	if err != nil {
+		return err
+	}
+	if nr.Ready == 0 || nr.Others > 0 {
+		return nr
+	}
+	return nil
+}
+
+// Serves implements Endpoints.
+func (e SliceEndpoints) Serves(ctx context.Context, svc client.ObjectKey, podSelector map[string]string, rev string) error {
+	nr, err := e.count(ctx, svc, podSelector, rev)
+	if err != nil {
+		return err
+	}
+	if nr.Ready == 0 {
+		return nr
+	}
+	return nil
+}
+
+// count counts the ready endpoints of Service svc that are pods podSelector selects, and
+// the others.
+func (e SliceEndpoints) count(ctx context.Context, svc client.ObjectKey, podSelector map[string]string, rev string) (*NotReadyError, error) {
 	ns, name := svc.Namespace, svc.Name
 	var pods corev1.PodList
 	if err := e.Reader.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(podSelector)); err != nil {
-		return fmt.Errorf("listing the pods of revision %s: %w", rev, err)
+		return nil, fmt.Errorf("listing the pods of revision %s: %w", rev, err)
 	}
 	ofRev := make(map[string]bool, len(pods.Items))
 	for _, p := range pods.Items {
@@ -53,7 +83,7 @@ func (e SliceEndpoints) Only(ctx context.Context, svc client.ObjectKey, podSelec
 	}
 	var slices discoveryv1.EndpointSliceList
 	if err := e.Reader.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: name}); err != nil {
-		return fmt.Errorf("listing the EndpointSlices of Service %s: %w", name, err)
+		return nil, fmt.Errorf("listing the EndpointSlices of Service %s: %w", name, err)
 	}
 	nr := &NotReadyError{Service: name, Revision: rev}
 	for _, s := range slices.Items {
@@ -69,8 +99,5 @@ func (e SliceEndpoints) Only(ctx context.Context, svc client.ObjectKey, podSelec
 			}
 		}
 	}
-	if nr.Ready == 0 || nr.Others > 0 {
-		return nr
-	}
-	return nil
+	return nr, nil
 }

@@ -63,4 +63,16 @@ func TestSliceEndpointsCountsWhatAProxyWouldReach(t *testing.T) {
 		want.Service, want.Revision = svc, canaryRev
 		assert.Equal(t, want, *nr, svc)
 	}
+
+	// A subset of a Service's endpoints needs only some of them to be the revision's.
+	serves := func(svc string) error {
+		return e.Serves(context.Background(), client.ObjectKey{Namespace: ns, Name: svc}, sel, canaryRev)
+	}
+	for _, svc := range []string{"one", "mixed", "manual"} {
+		assert.NoError(t, serves(svc), svc)
+	}
+	for _, svc := range []string{"foreign", "down", "none"} {
+		var nr *NotReadyError
+		assert.ErrorAs(t, serves(svc), &nr, svc)
+	}
 }

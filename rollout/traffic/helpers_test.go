@@ -10,7 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -42,6 +44,11 @@ func testScheme(t *testing.T) *runtime.Scheme {
 	require.NoError(t, clientgoscheme.AddToScheme(s))
 	require.NoError(t, v1alpha1.AddToScheme(s))
 	require.NoError(t, gatewayv1.Install(s))
+	// Istio's kinds are served as they are on a cluster with its CRDs: unstructured.
+	for _, gvk := range []schema.GroupVersionKind{VirtualServiceGVK, DestinationRuleGVK} {
+		s.AddKnownTypeWithName(gvk, &unstructured.Unstructured{})
+		s.AddKnownTypeWithName(gvk.GroupVersion().WithKind(gvk.Kind+"List"), &unstructured.UnstructuredList{})
+	}
 	return s
 }
 
@@ -161,6 +168,10 @@ func (f *fakeEndpoints) Only(_ context.Context, svc client.ObjectKey, _ map[stri
 		return &NotReadyError{Service: svc.Name, Revision: rev}
 	}
 	return nil
+}
+
+func (f *fakeEndpoints) Serves(ctx context.Context, svc client.ObjectKey, sel map[string]string, rev string) error {
+	return f.Only(ctx, svc, sel, rev)
 }
 
 // recorder counts and orders the writes the routers make.

@@ -83,7 +83,8 @@ type BaselineRouter interface {
 	DropBaseline(ctx context.Context) error
 }
 
-// New returns the Router for t's kind of routing: gateway, ingress, or the Service alone.
+// New returns the Router for t's kind of routing: gateway, ingress, istio, or the Service
+// alone.
 func New(c client.Client, t Target) Router {
 	base := serviceRouter{c: c, t: t}
 	switch {
@@ -91,6 +92,8 @@ func New(c client.Client, t Target) Router {
 		return &gatewayRouter{serviceRouter: base}
 	case t.Routing.Ingress != nil:
 		return &ingressRouter{serviceRouter: base}
+	case t.Routing.Istio != nil:
+		return &istioRouter{serviceRouter: base}
 	default:
 		return &base
 	}
@@ -152,8 +155,14 @@ func (t Target) check() error {
 	if t.Routing.Service == "" {
 		return field.Required(t.Field.Child("service"), "the Service whose traffic moves")
 	}
-	if t.Routing.Ingress != nil && t.Routing.Gateway != nil {
-		return field.Invalid(t.Field, t.Routing, "ingress and gateway are mutually exclusive in one traffic routing")
+	n := 0
+	for _, set := range []bool{t.Routing.Ingress != nil, t.Routing.Gateway != nil, t.Routing.Istio != nil} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return field.Invalid(t.Field, t.Routing, "ingress, gateway and istio are mutually exclusive in one traffic routing")
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/promgate/promgate/api/v1alpha1"
@@ -58,7 +59,7 @@ func BenchmarkAnalysisRuns1000(b *testing.B) {
 				Name:              "success-rate",
 				Interval:          v1alpha1.DurationString(interval.String()),
 				SuccessCondition:  "result[0] >= 0.95",
-				InconclusiveLimit: ptr.To[int32](1000),
+				InconclusiveLimit: ptr.To(intstr.FromInt32(1000)),
 				Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{
 					Query: fmt.Sprintf(`bench_success_ratio{service="svc-%d"}`, i%distinctQueries),
 				}},

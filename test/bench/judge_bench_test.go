@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/promgate/promgate/api/v1alpha1"
@@ -105,8 +106,8 @@ func BenchmarkJudgeRuns100(b *testing.B) {
 				Name:     "canary-vs-stable",
 				Interval: v1alpha1.DurationString(interval.String()),
 				// A chance High among the 100 runs must not end one inside the window.
-				FailureLimit:      ptr.To[int32](1000),
-				InconclusiveLimit: ptr.To[int32](1000),
+				FailureLimit:      ptr.To(intstr.FromInt32(1000)),
+				InconclusiveLimit: ptr.To(intstr.FromInt32(1000)),
 				Provider: v1alpha1.MetricProvider{Judge: &v1alpha1.JudgeMetric{
 					Lookback: "2m", Step: "5s", Metrics: comparisons,
 				}},

@@ -11,6 +11,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -57,7 +58,7 @@ func BenchmarkAbortRestoresTraffic(b *testing.B) {
 				// No count: it measures every second until the first failure fails the run.
 				Name:             "error-rate",
 				Interval:         "1s",
-				FailureLimit:     ptr.To[int32](0),
+				FailureLimit:     ptr.To(intstr.FromInt32(0)),
 				SuccessCondition: "result < 0.05",
 				Provider:         v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{URL: "http://" + web + "/", JSONPath: "{$.value}"}},
 			}}},

@@ -4,18 +4,25 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -60,7 +67,9 @@ func startScaleBed(b *testing.B, n int, steps []v1alpha1.RolloutStep, template *
 	}
 	prom := testbed.StartPrometheus(b, testbed.PrometheusOptions{Targets: []string{testbed.Serve(b, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))}})
 	pprofArgs, prof := newProfiler(b)
-	pg := testbed.StartPromgate(b, cl.ControlPlane, append(pprofArgs, "--prometheus-address="+prom.URL)...)
+	// $PROMGATE_BENCH_ARGS adds controller flags, to measure a tuning (workers, QPS).
+	args := append(append(pprofArgs, "--prometheus-address="+prom.URL), strings.Fields(os.Getenv("PROMGATE_BENCH_ARGS"))...)
+	pg := testbed.StartPromgate(b, cl.ControlPlane, args...)
 	s := &scaleBed{Cluster: cl, pg: pg, n: n, prof: prof}
 	ctx := context.Background()
 	if template != nil {
@@ -176,6 +185,52 @@ func (s *sampler) max() float64 {
 	return s.peak
 }
 
+// reconciles counts the controller's reconciles, by controller.
+func reconciles(b *testing.B, pg *testbed.Promgate) map[string]float64 {
+	b.Helper()
+	out := map[string]float64{}
+	for _, c := range []string{"rollout", "analysisrun"} {
+		out[c] = counterSum(b, pg.MetricsURL, "controller_runtime_reconcile_total", map[string]string{"controller": c})
+	}
+	return out
+}
+
+// queueWait is the q quantile of how long requests waited in a controller's work queue
+// since the controller started, from controller-runtime's histogram: a long wait says the
+// workers cannot keep up.
+func queueWait(b *testing.B, pg *testbed.Promgate, controller string, q float64) time.Duration {
+	b.Helper()
+	resp, err := http.Get(pg.MetricsURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range families["workqueue_queue_duration_seconds"].GetMetric() {
+		name := ""
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "name" {
+				name = l.GetValue()
+			}
+		}
+		if name != controller {
+			continue
+		}
+		h := m.GetHistogram()
+		want := q * float64(h.GetSampleCount())
+		for _, bk := range h.GetBucket() {
+			if float64(bk.GetCumulativeCount()) >= want {
+				return time.Duration(bk.GetUpperBound() * float64(time.Second))
+			}
+		}
+	}
+	return -1
+}
+
 // apiCounts are the controller's API requests by verb, from its client metrics.
 func apiCounts(b *testing.B, pg *testbed.Promgate) map[string]float64 {
 	b.Helper()
@@ -197,6 +252,8 @@ type transitions struct {
 	left map[string]time.Time
 	// completed maps a Rollout to when it was seen Completed.
 	completed map[string]time.Time
+	// rewatched counts the watches the server ended and that were opened again.
+	rewatched atomic.Int64
 }
 
 var stepRunName = regexp.MustCompile(`^(.+)-[^-]+-step(\d+)-\d+$`)
@@ -210,47 +267,62 @@ func watchTransitions(b *testing.B, s *scaleBed) *transitions {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	tr := &transitions{verdict: map[string]time.Time{}, left: map[string]time.Time{}, completed: map[string]time.Time{}}
-	runs, err := wc.Watch(ctx, &v1alpha1.AnalysisRunList{}, client.InNamespace(scaleNS))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ros, err := wc.Watch(ctx, &v1alpha1.RolloutList{}, client.InNamespace(scaleNS))
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() {
-		for ev := range runs.ResultChan() {
-			at := time.Now()
-			if run, ok := ev.Object.(*v1alpha1.AnalysisRun); ok && run.Status.Phase == v1alpha1.AnalysisPhaseSuccessful {
-				tr.mu.Lock()
-				if _, seen := tr.verdict[run.Name]; !seen {
-					tr.verdict[run.Name] = at
-				}
-				tr.mu.Unlock()
+	go follow(ctx, wc, &v1alpha1.AnalysisRunList{}, &tr.rewatched, func(o client.Object, at time.Time) {
+		run, ok := o.(*v1alpha1.AnalysisRun)
+		if !ok || run.Status.Phase != v1alpha1.AnalysisPhaseSuccessful {
+			return
+		}
+		tr.mu.Lock()
+		if _, seen := tr.verdict[run.Name]; !seen {
+			tr.verdict[run.Name] = at
+		}
+		tr.mu.Unlock()
+	})
+	go follow(ctx, wc, &v1alpha1.RolloutList{}, &tr.rewatched, func(o client.Object, at time.Time) {
+		ro, ok := o.(*v1alpha1.Rollout)
+		if !ok {
+			return
+		}
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for step := int32(1); step < ro.Status.CurrentStepIndex || (ro.Status.Phase == v1alpha1.RolloutPhaseCompleted && step <= ro.Status.CurrentStepIndex); step++ {
+			key := fmt.Sprintf("%s/%d", ro.Name, step)
+			if _, seen := tr.left[key]; !seen {
+				tr.left[key] = at
 			}
 		}
-	}()
-	go func() {
-		for ev := range ros.ResultChan() {
-			at := time.Now()
-			ro, ok := ev.Object.(*v1alpha1.Rollout)
+		if _, seen := tr.completed[ro.Name]; !seen && ro.Status.Phase == v1alpha1.RolloutPhaseCompleted {
+			tr.completed[ro.Name] = at
+		}
+	})
+	return tr
+}
+
+// follow hands every version of every object of list's kind to seen, with when it came,
+// watching again from the last version when the server ends a watch (it does, after a
+// few minutes, or when this client falls behind); rewatched counts those.
+func follow(ctx context.Context, wc client.WithWatch, list client.ObjectList, rewatched *atomic.Int64, seen func(client.Object, time.Time)) {
+	rv := ""
+	for ctx.Err() == nil {
+		w, err := wc.Watch(ctx, list.DeepCopyObject().(client.ObjectList), client.InNamespace(scaleNS),
+			&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		for ev := range w.ResultChan() {
+			o, ok := ev.Object.(client.Object)
 			if !ok {
 				continue
 			}
-			tr.mu.Lock()
-			for step := int32(1); step < ro.Status.CurrentStepIndex || (ro.Status.Phase == v1alpha1.RolloutPhaseCompleted && step <= ro.Status.CurrentStepIndex); step++ {
-				key := fmt.Sprintf("%s/%d", ro.Name, step)
-				if _, seen := tr.left[key]; !seen {
-					tr.left[key] = at
-				}
+			rv = o.GetResourceVersion()
+			if ev.Type == watch.Added || ev.Type == watch.Modified {
+				seen(o, time.Now())
 			}
-			if _, seen := tr.completed[ro.Name]; !seen && ro.Status.Phase == v1alpha1.RolloutPhaseCompleted {
-				tr.completed[ro.Name] = at
-			}
-			tr.mu.Unlock()
 		}
-	}()
-	return tr
+		w.Stop()
+		rewatched.Add(1)
+	}
 }
 
 // latencies are, for every Successful step run, the time from its verdict to its
@@ -294,7 +366,7 @@ func BenchmarkRollouts1000(b *testing.B) {
 		Spec: v1alpha1.AnalysisTemplateSpec{
 			Args: []v1alpha1.Argument{{Name: "svc"}},
 			Metrics: []v1alpha1.Metric{{
-				Name: "success-rate", Interval: v1alpha1.DurationString(interval.String()), Count: ptr.To[int32](measurements),
+				Name: "success-rate", Interval: v1alpha1.DurationString(interval.String()), Count: ptr.To(intstr.FromInt32(measurements)),
 				SuccessCondition: "result[0] >= 0.95",
 				Provider:         v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Query: `bench_success_ratio{service="{{args.svc}}"}`}},
 			}},
@@ -309,6 +381,7 @@ func BenchmarkRollouts1000(b *testing.B) {
 	tr := watchTransitions(b, s)
 	rss := sampleRSS(b, s.pg.Pid())
 	apiBefore, cpuBefore := apiCounts(b, s.pg), cpuSeconds(b, s.pg.Pid())
+	reconcilesBefore := reconciles(b, s.pg)
 	start := time.Now()
 	b.ResetTimer()
 	profiled := s.prof.cpu("rollouts", 30*time.Second)
@@ -325,6 +398,7 @@ func BenchmarkRollouts1000(b *testing.B) {
 	s.prof.heap("rollouts")
 	cores := (cpuSeconds(b, s.pg.Pid()) - cpuBefore) / elapsed.Seconds()
 	apiAfter := apiCounts(b, s.pg)
+	reconcilesAfter := reconciles(b, s.pg)
 	var total float64
 	for verb, v := range apiAfter {
 		rate := (v - apiBefore[verb]) / elapsed.Seconds()
@@ -351,8 +425,13 @@ func BenchmarkRollouts1000(b *testing.B) {
 	b.ReportMetric(quantile(durations, 0.99)/1000, "p99_release_s")
 	fmt.Printf("rollouts: %d releases at once, %d completed in %s (on schedule: %s of analysis each)\n", n, completed, elapsed.Round(time.Second), schedule)
 	fmt.Printf("  release duration p50 %.1f s, p99 %.1f s, max %.1f s\n", quantile(durations, 0.5)/1000, quantile(durations, 0.99)/1000, quantile(durations, 1)/1000)
-	fmt.Printf("  step transition  p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d transitions (target p99 < 1 s)\n", quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 1), len(lat))
+	fmt.Printf("  step transition  p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d transitions (target p99 < 1 s; watches reopened %d times)\n",
+		quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 1), len(lat), tr.rewatched.Load())
 	fmt.Printf("  controller %.3f cores, peak RSS %.1f MiB (target < 200 MiB), %.0f API requests/s\n", cores, peak, total)
+	for _, c := range []string{"rollout", "analysisrun"} {
+		n := reconcilesAfter[c] - reconcilesBefore[c]
+		fmt.Printf("  %s reconciles %.0f (%.1f per release), %.0f/s; queue wait p99 %s\n", c, n, n/float64(s.n), n/elapsed.Seconds(), queueWait(b, s.pg, c, 0.99))
+	}
 }
 
 // BenchmarkRollouts10000Idle holds ROLLOUTS_IDLE (default 10,000) Healthy Rollouts with

@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -100,7 +101,7 @@ func successRateMetric(service string) v1alpha1.Metric {
 	return v1alpha1.Metric{
 		Name:             "success-rate",
 		Interval:         "1s",
-		Count:            ptr.To[int32](3),
+		Count:            ptr.To(intstr.FromInt32(3)),
 		SuccessCondition: "result[0] >= 0.95",
 		Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{
 			Query: fmt.Sprintf(`promgate_e2e_success_ratio{service=%q}`, service),
@@ -224,7 +225,7 @@ func TestAnalysisRuns(t *testing.T) {
 		// message must come back masked.
 		leaky := v1alpha1.Metric{Name: "leaky", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{
 			URL: "http://127.0.0.1:1/{{args.token}}", JSONPath: "{$.v}",
-		}}, ConsecutiveErrorLimit: ptr.To[int32](0)}
+		}}, ConsecutiveErrorLimit: ptr.To(intstr.FromInt32(0))}
 		run := analysisRun(ns, "run", m, leaky)
 		run.Spec.DryRun = []v1alpha1.DryRun{{MetricName: "leaky"}}
 		run.Spec.Args = []v1alpha1.Argument{{Name: "token", ValueFrom: &v1alpha1.ArgumentValueFrom{
@@ -299,7 +300,7 @@ func TestAnalysisRuns(t *testing.T) {
 		ns := b.namespace(t, "ttl")
 		b.set(t, "ttl", 1)
 		m := successRateMetric("ttl")
-		m.Count = ptr.To[int32](1)
+		m.Count = ptr.To(intstr.FromInt32(1))
 		run := analysisRun(ns, "run", m)
 		run.Spec.TTLSecondsAfterFinished = ptr.To[int32](2)
 		require.NoError(t, c.Create(ctx, run))
@@ -318,9 +319,9 @@ func TestAnalysisRunErrorsWhenPrometheusStops(t *testing.T) {
 	ctx := context.Background()
 	b.set(t, "outage", 0.99)
 	m := successRateMetric("outage")
-	m.Count = ptr.To[int32](30)
-	m.ConsecutiveErrorLimit = ptr.To[int32](2)
-	m.Provider.Prometheus.Timeout = "2s"
+	m.Count = ptr.To(intstr.FromInt32(30))
+	m.ConsecutiveErrorLimit = ptr.To(intstr.FromInt32(2))
+	m.Provider.Prometheus.Timeout = ptr.To(intstr.FromString("2s"))
 	run := analysisRun("default", "outage", m)
 	require.NoError(t, c.Create(ctx, run))
 

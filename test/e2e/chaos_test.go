@@ -147,7 +147,7 @@ func TestChaos(t *testing.T) {
 	}
 	template := fixtures.ErrorRateTemplate(c.ns, "error-rate", "0.05")
 	// Past this, the proxy's delay is an outage to the provider.
-	template.Spec.Metrics[0].Provider.Prometheus.Timeout = "1s"
+	template.Spec.Metrics[0].Provider.Prometheus.Timeout = ptr.To(intstr.FromString("1s"))
 	c.create(t, template)
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -75,7 +76,7 @@ func TestControllerRestartResumes(t *testing.T) {
 	ctrl := testbed.StartPromgate(t, cp, "--prometheus-address="+prom.URL)
 
 	m := successRateMetric("restart")
-	m.Count = ptr.To[int32](8)
+	m.Count = ptr.To(intstr.FromInt32(8))
 	run := analysisRun("default", "restart", m)
 	ctx := context.Background()
 	require.NoError(t, cp.Client.Create(ctx, run))

@@ -2,18 +2,25 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/test/testbed"
+	"github.com/promgate/promgate/test/testbin"
 )
 
 func promMetric(name string) v1alpha1.Metric {
@@ -72,7 +79,7 @@ func TestCRDValidation(t *testing.T) {
 		wantErr []string
 	}{
 		{"count without interval", template("count-no-interval", func(s *v1alpha1.AnalysisTemplateSpec) {
-			s.Metrics[0].Count = ptr.To[int32](3)
+			s.Metrics[0].Count = ptr.To(intstr.FromInt32(3))
 		}), []string{"spec.metrics[0]", "count > 1 requires interval"}},
 		{"no provider", template("no-provider", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics[0].Provider = v1alpha1.MetricProvider{}
@@ -83,9 +90,9 @@ func TestCRDValidation(t *testing.T) {
 		{"bad noData", template("bad-nodata", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics[0].NoData = "Ignore"
 		}), []string{"spec.metrics[0].noData", "Unsupported value"}},
-		{"negative failureLimit", template("negative-limit", func(s *v1alpha1.AnalysisTemplateSpec) {
-			s.Metrics[0].FailureLimit = ptr.To[int32](-1)
-		}), []string{"spec.metrics[0].failureLimit"}},
+		{"failureLimit below -1", template("negative-limit", func(s *v1alpha1.AnalysisTemplateSpec) {
+			s.Metrics[0].FailureLimit = ptr.To(intstr.FromInt32(-2))
+		}), []string{"spec.metrics[0]", "failureLimit is -1 (disabled) or more"}},
 		{"bad interval", template("bad-interval", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics[0].Interval = "ten seconds"
 		}), []string{"spec.metrics[0].interval"}},
@@ -99,7 +106,10 @@ func TestCRDValidation(t *testing.T) {
 		}), []string{"spec.metrics[1]", "Duplicate value"}},
 		{"no metrics", template("no-metrics", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics = nil
-		}), []string{"spec.metrics"}},
+		}), []string{"spec", "at least one metric or one included template is required"}},
+		{"an Argo provider beside another", template("two-with-datadog", func(s *v1alpha1.AnalysisTemplateSpec) {
+			s.Metrics[0].Provider.Datadog = &apiextensionsv1.JSON{Raw: []byte(`{"query": "avg:errors{*}"}`)}
+		}), []string{"spec.metrics[0].provider", "exactly one provider"}},
 		{"two auth methods", template("two-auths", func(s *v1alpha1.AnalysisTemplateSpec) {
 			s.Metrics[0].Provider.Prometheus.Auth = &v1alpha1.HTTPAuth{
 				BearerTokenSecret: &v1alpha1.SecretKeySelector{Name: "s", Key: "token"},
@@ -156,7 +166,7 @@ func TestCRDValidation(t *testing.T) {
 				SecretKeyRef: &v1alpha1.SecretKeySelector{Name: "prom", Key: "token"},
 			}}}
 			s.Metrics[0].Interval = "10s"
-			s.Metrics[0].Count = ptr.To[int32](5)
+			s.Metrics[0].Count = ptr.To(intstr.FromInt32(5))
 			s.Metrics[0].FailureCondition = "result[0] < 0.9"
 			s.Metrics = append(s.Metrics, v1alpha1.Metric{
 				Name: "p99", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{URL: "http://latency/{{args.service}}", JSONPath: "{$.p99}"}},
@@ -168,6 +178,30 @@ func TestCRDValidation(t *testing.T) {
 		require.NoError(t, cp.Client.Get(ctx, client.ObjectKeyFromObject(at), &got))
 		assert.Equal(t, v1alpha1.NoDataInconclusive, got.Spec.Metrics[0].NoData, "noData defaults to Inconclusive")
 		assert.Equal(t, "GET", got.Spec.Metrics[1].Provider.Web.Method, "web method defaults to GET")
+	})
+
+	t.Run("accepts the Argo-style corpus lint passes", func(t *testing.T) {
+		root, err := testbin.RepoRoot()
+		require.NoError(t, err)
+		files, err := filepath.Glob(filepath.Join(root, "cmd", "promgate", "testdata", "argo", "*.yaml"))
+		require.NoError(t, err)
+		require.NotEmpty(t, files)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			require.NoError(t, err)
+			for _, doc := range strings.Split(string(b), "\n---\n") {
+				var obj unstructured.Unstructured
+				require.NoError(t, yaml.Unmarshal([]byte(doc), &obj.Object))
+				if obj.GetKind() == "AnalysisTemplate" {
+					obj.SetNamespace("default")
+				}
+				require.NoError(t, cp.Client.Create(ctx, &obj), "%s: %s", filepath.Base(f), obj.GetName())
+			}
+		}
+		var got v1alpha1.AnalysisTemplate
+		require.NoError(t, cp.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "canary-tests"}, &got))
+		require.NotNil(t, got.Spec.Metrics[1].Provider.Job)
+		assert.Equal(t, "grafana/k6:{{args.k6-version}}", got.Spec.Metrics[1].Provider.Job.Spec.Template.Spec.Containers[0].Image, "the Job's spec is kept as written")
 	})
 
 	t.Run("accepts seed 000's blue-green rollout", func(t *testing.T) {

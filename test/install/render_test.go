@@ -318,7 +318,7 @@ func TestControllerRoleIsGenerated(t *testing.T) {
 	gen, err := tool("controller-gen")
 	require.NoError(t, err)
 	out := t.TempDir()
-	cmd := exec.CommandContext(ctx(t), gen, "rbac:roleName=promgate-controller", "paths=./analysis/...", "paths=./rollout/...", "paths=./cmd/...", "output:rbac:artifacts:config="+out)
+	cmd := exec.CommandContext(ctx(t), gen, "rbac:roleName=promgate-controller", "paths=./analysis/...", "paths=./providers/...", "paths=./rollout/...", "paths=./cmd/...", "output:rbac:artifacts:config="+out)
 	cmd.Dir = root
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", b)

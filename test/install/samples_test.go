@@ -19,7 +19,7 @@ func TestSamples(t *testing.T) {
 	objs := kustomize(t, "config/samples")
 	exec, err := shared.NewExecutor(nil, shared.Options{})
 	require.NoError(t, err)
-	engine := analysis.NewEngine(exec, "http://prometheus.example:9090")
+	engine := analysis.NewEngine(exec, "http://prometheus.example:9090", analysis.Cluster{})
 	templates := map[string]bool{}
 	for _, o := range objs {
 		if o.GetKind() != "AnalysisTemplate" {
@@ -27,7 +27,9 @@ func TestSamples(t *testing.T) {
 		}
 		var at v1alpha1.AnalysisTemplate
 		require.NoError(t, Into(o, &at))
-		assert.Empty(t, engine.ValidateTemplate(context.Background(), &at.Spec), "template %s", at.Name)
+		problems, warnings := engine.ValidateTemplate(context.Background(), &at.Spec)
+		assert.Empty(t, problems, "template %s", at.Name)
+		assert.Empty(t, warnings, "template %s", at.Name)
 		templates[at.Name] = true
 	}
 

@@ -47,8 +47,9 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// ControlPlane is etcd and kube-apiserver with promgate's and the Gateway API's CRDs
-// installed: enough to exercise admission and validation.
+// ControlPlane is etcd and kube-apiserver with promgate's, the Gateway API's and (a
+// stand-in of) Istio's networking CRDs installed: enough to exercise admission and
+// validation.
 type ControlPlane struct {
 	// Config authenticates as a cluster admin.
 	Config *rest.Config
@@ -132,8 +133,13 @@ func startControlPlane(t testing.TB, opts ClusterOptions) (*ControlPlane, error)
 	}
 
 	env := &envtest.Environment{
-		Scheme:                Scheme(),
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases"), filepath.Join(gatewayDir, "config", "crd", "standard")},
+		Scheme: Scheme(),
+		// The Istio CRDs are a structural stand-in of our own (see the file): Istio's
+		// modules would bring a large dependency for two kinds the bed only stores.
+		CRDDirectoryPaths: []string{
+			filepath.Join(root, "config", "crd", "bases"), filepath.Join(gatewayDir, "config", "crd", "standard"),
+			filepath.Join(root, "test", "testbed", "crds", "istio"),
+		},
 		ErrorIfCRDPathMissing: true,
 		ControlPlane: envtest.ControlPlane{
 			Etcd:        &envtest.Etcd{Path: etcdPath, Out: etcdLog, Err: etcdLog},

@@ -2,8 +2,8 @@
 // the simulator computes where requests would go from the live objects of one namespace and
 // exports what a real Prometheus scrapes and real analyses read.
 //
-// On every tick it lists Services, EndpointSlices, Pods, Ingresses and HTTPRoutes and
-// routes each entry point's requests:
+// On every tick it lists Services, EndpointSlices, Pods, Ingresses, HTTPRoutes and Istio
+// VirtualServices and DestinationRules, and routes each entry point's requests:
 //   - a Service spreads over the ready endpoints of its EndpointSlices, as a data plane
 //     does, in proportion to the number of endpoints of each revision (the pods' label
 //     pod-template-hash, or controller-revision-hash for a StatefulSet's); slices the
@@ -16,7 +16,12 @@
 //     0/100) of the rest. Requests name no host or path: each location gets an equal part;
 //   - an HTTPRoute sends a request to the first rule, in order, whose matches match its
 //     headers (Exact, RegularExpression; paths and methods always match, query parameters
-//     never, as requests carry none), split over the rule's Service backendRefs by weight.
+//     never, as requests carry none), split over the rule's Service backendRefs by weight;
+//   - an Istio VirtualService sends a request to the first HTTP route, in order, whose
+//     matches match its headers (exact, prefix, regex; uri and method always match, query
+//     parameters never), split over the route's destinations by weight (a lone one without
+//     a weight takes all); a destination is a Service of the namespace, narrowed to the
+//     pods a DestinationRule subset's labels select when it names a subset.
 //
 // Requests nothing routes (a missing entry object, no matching rule, no backend with
 // weight) get 404 with empty service and revision. A revision answers with the error share

@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -63,6 +65,10 @@ type Objects struct {
 	Pods           []corev1.Pod
 	Ingresses      []networkingv1.Ingress
 	HTTPRoutes     []gatewayv1.HTTPRoute
+	// VirtualServices and DestinationRules are Istio's networking.istio.io/v1 kinds,
+	// unstructured.
+	VirtualServices  []unstructured.Unstructured
+	DestinationRules []unstructured.Unstructured
 }
 
 // Backend is where a share of requests ends: the pods of one revision behind a Service.
@@ -124,9 +130,11 @@ type world struct {
 	slices    map[string][]*discoveryv1.EndpointSlice // by Service name
 	ingresses []*networkingv1.Ingress                 // sorted by name, so the choice among canaries is stable
 	routes    map[string]*gatewayv1.HTTPRoute
-	pods      map[string]*corev1.Pod // by name
+	vss       map[string]*unstructured.Unstructured
+	drs       []*unstructured.Unstructured // sorted by name, so the choice among rules of a host is stable
+	pods      map[string]*corev1.Pod       // by name
 
-	revisions map[string][]revision // by Service name
+	revisions map[string][]revision // by Service name, and subset labels for a subset
 	problems  map[string]bool
 }
 
@@ -146,6 +154,7 @@ func newWorld(objs Objects) *world {
 		services:  map[string]*corev1.Service{},
 		slices:    map[string][]*discoveryv1.EndpointSlice{},
 		routes:    map[string]*gatewayv1.HTTPRoute{},
+		vss:       map[string]*unstructured.Unstructured{},
 		pods:      map[string]*corev1.Pod{},
 		revisions: map[string][]revision{},
 		problems:  map[string]bool{},
@@ -160,6 +169,13 @@ func newWorld(objs Objects) *world {
 	for i := range objs.HTTPRoutes {
 		w.routes[objs.HTTPRoutes[i].Name] = &objs.HTTPRoutes[i]
 	}
+	for i := range objs.VirtualServices {
+		w.vss[objs.VirtualServices[i].GetName()] = &objs.VirtualServices[i]
+	}
+	for i := range objs.DestinationRules {
+		w.drs = append(w.drs, &objs.DestinationRules[i])
+	}
+	sort.Slice(w.drs, func(i, j int) bool { return w.drs[i].GetName() < w.drs[j].GetName() })
 	for i := range objs.EndpointSlices {
 		es := &objs.EndpointSlices[i]
 		if svc := es.Labels[discoveryv1.LabelServiceName]; svc != "" {
@@ -204,6 +220,9 @@ func (w *world) split(e Entry) Split {
 	case KindHTTPRoute:
 		s.Header = w.httpRouteShares(e.Name, headers)
 		s.Plain = w.httpRouteShares(e.Name, nil)
+	case KindVirtualService:
+		s.Header = w.virtualServiceShares(e.Name, headers)
+		s.Plain = w.virtualServiceShares(e.Name, nil)
 	default:
 		s.Header, s.Plain = unrouted(), unrouted()
 	}
@@ -226,11 +245,15 @@ func (s Shares) add(o Shares, part float64) {
 }
 
 // serviceShares spreads a Service's requests over its revisions by pod count.
-func (w *world) serviceShares(name string) Shares {
+func (w *world) serviceShares(name string) Shares { return w.subsetShares(name, nil) }
+
+// subsetShares spreads a Service's requests over the revisions of its pods that subset
+// (a DestinationRule subset's labels; nil for all of them) selects, by pod count.
+func (w *world) subsetShares(name string, subset map[string]string) Shares {
 	if name == "" {
 		return unrouted()
 	}
-	revs := w.serviceRevisions(name)
+	revs := w.serviceRevisions(name, subset)
 	if len(revs) == 0 {
 		return Shares{{Service: name}: 1}
 	}
@@ -249,9 +272,14 @@ func (w *world) serviceShares(name string) Shares {
 // revision of their pods, as a proxy sees them: a slice the endpointslice controller has
 // not updated yet still sends requests to the pods it holds. A missing Service, or one
 // without a selector (its endpoints are not pods), has none; so has an endpoint whose pod
-// is gone.
-func (w *world) serviceRevisions(name string) []revision {
-	if revs, ok := w.revisions[name]; ok {
+// is gone. With subset, only the pods whose labels it selects count, as a mesh's proxy
+// narrows a Service's endpoints to a subset's.
+func (w *world) serviceRevisions(name string, subset map[string]string) []revision {
+	key := name
+	if subset != nil {
+		key += "|" + labels.SelectorFromSet(subset).String()
+	}
+	if revs, ok := w.revisions[key]; ok {
 		return revs
 	}
 	var revs []revision
@@ -264,7 +292,7 @@ func (w *world) serviceRevisions(name string) []revision {
 					continue
 				}
 				p, ok := w.pods[ep.TargetRef.Name]
-				if !ok {
+				if !ok || (subset != nil && !labels.SelectorFromSet(subset).Matches(labels.Set(p.Labels))) {
 					continue
 				}
 				hash := revisionOf(p)
@@ -287,7 +315,7 @@ func (w *world) serviceRevisions(name string) []revision {
 			revs[i].spread /= float64(revs[i].pods)
 		}
 	}
-	w.revisions[name] = revs
+	w.revisions[key] = revs
 	return revs
 }
 
@@ -296,7 +324,7 @@ func (w *world) revision(b Backend) (revision, bool) {
 	if b.Service == "" {
 		return revision{}, false
 	}
-	for _, r := range w.serviceRevisions(b.Service) {
+	for _, r := range w.serviceRevisions(b.Service, nil) {
 		if r.name == b.Revision {
 			return r, true
 		}

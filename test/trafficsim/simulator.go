@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -26,6 +27,9 @@ const (
 	KindService   = "Service"
 	KindIngress   = "Ingress"
 	KindHTTPRoute = "HTTPRoute"
+	// KindVirtualService is an Istio VirtualService (networking.istio.io/v1), with the
+	// DestinationRules its destinations' subsets come from.
+	KindVirtualService = "VirtualService"
 )
 
 // DefaultTick is the tick of a Config that sets none.
@@ -37,7 +41,7 @@ const readTimeout = 5 * time.Second
 
 // Entry is a point where simulated clients send requests.
 type Entry struct {
-	// Kind is KindService, KindIngress or KindHTTPRoute.
+	// Kind is KindService, KindIngress, KindHTTPRoute or KindVirtualService.
 	Kind string
 	Name string
 	// RPS is the requests per second sent to this entry point.
@@ -137,9 +141,9 @@ func New(cfg Config) (*Simulator, error) {
 
 func validEntry(e Entry) error {
 	switch e.Kind {
-	case KindService, KindIngress, KindHTTPRoute:
+	case KindService, KindIngress, KindHTTPRoute, KindVirtualService:
 	default:
-		return fmt.Errorf("kind %q is not %s, %s or %s", e.Kind, KindService, KindIngress, KindHTTPRoute)
+		return fmt.Errorf("kind %q is not %s, %s, %s or %s", e.Kind, KindService, KindIngress, KindHTTPRoute, KindVirtualService)
 	}
 	if e.Name == "" {
 		return errors.New("the name is empty")
@@ -290,8 +294,22 @@ func (s *Simulator) read(ctx context.Context) (Objects, error) {
 	defer cancel()
 	var objs Objects
 	in := client.InNamespace(s.namespace)
-	// Ingresses and HTTPRoutes are read only when an entry needs them, so a cluster
-	// without the Gateway API serves Service and Ingress entries.
+	// Ingresses, HTTPRoutes and Istio's kinds are read only when an entry needs them, so
+	// a cluster without the Gateway API or Istio serves Service and Ingress entries.
+	if s.hasKind(KindVirtualService) {
+		vss := &unstructured.UnstructuredList{}
+		vss.SetGroupVersionKind(virtualServiceList)
+		if err := s.client.List(ctx, vss, in); err != nil {
+			return objs, fmt.Errorf("listing VirtualServices in %s: %w", s.namespace, err)
+		}
+		objs.VirtualServices = vss.Items
+		drs := &unstructured.UnstructuredList{}
+		drs.SetGroupVersionKind(destinationRuleList)
+		if err := s.client.List(ctx, drs, in); err != nil {
+			return objs, fmt.Errorf("listing DestinationRules in %s: %w", s.namespace, err)
+		}
+		objs.DestinationRules = drs.Items
+	}
 	if s.hasKind(KindHTTPRoute) {
 		var routes gatewayv1.HTTPRouteList
 		if err := s.client.List(ctx, &routes, in); err != nil {

@@ -20,7 +20,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -35,6 +37,10 @@ func fakeClient(t *testing.T, objs Objects, funcs interceptor.Funcs) client.With
 	scheme := runtime.NewScheme()
 	require.NoError(t, clientgoscheme.AddToScheme(scheme))
 	require.NoError(t, gatewayv1.Install(scheme))
+	for _, list := range []schema.GroupVersionKind{virtualServiceList, destinationRuleList} {
+		scheme.AddKnownTypeWithName(list.GroupVersion().WithKind(strings.TrimSuffix(list.Kind, "List")), &unstructured.Unstructured{})
+		scheme.AddKnownTypeWithName(list, &unstructured.UnstructuredList{})
+	}
 	b := fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(funcs)
 	for i := range objs.Services {
 		b = b.WithObjects(&objs.Services[i])
@@ -50,6 +56,12 @@ func fakeClient(t *testing.T, objs Objects, funcs interceptor.Funcs) client.With
 	}
 	for i := range objs.HTTPRoutes {
 		b = b.WithObjects(&objs.HTTPRoutes[i])
+	}
+	for i := range objs.VirtualServices {
+		b = b.WithObjects(&objs.VirtualServices[i])
+	}
+	for i := range objs.DestinationRules {
+		b = b.WithObjects(&objs.DestinationRules[i])
 	}
 	return b.Build()
 }
@@ -125,7 +137,7 @@ func TestNewValidates(t *testing.T) {
 		{Config{Client: c, Namespace: ns}, "trafficsim: Config.Entries is empty"},
 		{Config{Client: c, Namespace: ns, Entries: []Entry{ok}, Tick: -time.Second}, "trafficsim: Config.Tick -1s is negative"},
 		{Config{Client: c, Namespace: ns, Entries: []Entry{ok, {Kind: "Gateway", Name: "gw"}}},
-			`trafficsim: Config.Entries[1]: kind "Gateway" is not Service, Ingress or HTTPRoute`},
+			`trafficsim: Config.Entries[1]: kind "Gateway" is not Service, Ingress, HTTPRoute or VirtualService`},
 		{Config{Client: c, Namespace: ns, Entries: []Entry{{Kind: KindIngress}}}, "trafficsim: Config.Entries[0]: the name is empty"},
 		{Config{Client: c, Namespace: ns, Entries: []Entry{{Kind: KindIngress, Name: "shop", RPS: -1}}},
 			"trafficsim: Config.Entries[0]: RPS -1 is not a finite number >= 0"},

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	"github.com/promgate/promgate/analysis"
 	"github.com/promgate/promgate/api/v1alpha1"
 	"github.com/promgate/promgate/fielderr"
@@ -107,7 +109,7 @@ func Analyze(ctx context.Context, prog string, args []string, stdout, stderr io.
 	if err != nil {
 		return invalid("%s: %v", *file, err)
 	}
-	spec, unset, err := runSpec(t, argList, *prometheus)
+	spec, unset, err := runSpec(t, templates, argList, *prometheus)
 	if err != nil {
 		return invalid("%s: %s: %v", t.File, t, err)
 	}
@@ -116,9 +118,10 @@ func Analyze(ctx context.Context, prog string, args []string, stdout, stderr io.
 		fmt.Fprintf(stderr, "%s analyze: creating the query executor: %v\n", prog, err)
 		return ExitError
 	}
-	engine := analysis.NewEngine(exec, *prometheus)
+	// No cluster: a job metric is refused, as nothing could run its Job.
+	engine := analysis.NewEngine(exec, *prometheus, analysis.Cluster{})
 	// Preparing reads no secrets and queries nothing, so a Ctrl-C cannot make it wait.
-	plan, err := engine.Prepare(context.WithoutCancel(ctx), spec, nil)
+	plan, err := engine.Prepare(context.WithoutCancel(ctx), spec, nil, nil)
 	if err != nil {
 		problems := fielderr.From(err)
 		for _, p := range problems {
@@ -243,10 +246,11 @@ func pickTemplate(ts []template, name string) (template, error) {
 	return ts[0], nil
 }
 
-// runSpec builds the run a controller would create from the template: template args with
-// values, overridden or supplied by --arg. unset lists the args left without a value, which
-// is an error only if a query uses one.
-func runSpec(t template, args []string, prometheus string) (spec *v1alpha1.AnalysisRunSpec, unset []string, err error) {
+// runSpec builds the run a controller would create from the template t, with the
+// templates it includes (spec.templates), which must be among all, the file's: template
+// args with values, overridden or supplied by --arg. unset lists the args left without a
+// value, which is an error only if a field uses one.
+func runSpec(t template, all []template, args []string, prometheus string) (spec *v1alpha1.AnalysisRunSpec, unset []string, err error) {
 	given := map[string]string{}
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
@@ -255,22 +259,62 @@ func runSpec(t template, args []string, prometheus string) (spec *v1alpha1.Analy
 		}
 		given[k] = v
 	}
-	// The template is not modified: metrics are deep-copied before addresses change.
-	tspec := t.Spec.DeepCopy()
-	spec = &v1alpha1.AnalysisRunSpec{
-		Metrics:              tspec.Metrics,
-		DryRun:               tspec.DryRun,
-		MeasurementRetention: tspec.MeasurementRetention,
-		Templates:            []v1alpha1.AnalysisTemplateRef{{Name: t.Name, ClusterScope: t.Kind == "ClusterAnalysisTemplate"}},
+	included, err := analysis.Expand(field.NewPath("spec", "templates"), t.Spec.Templates, func(path *field.Path, ref v1alpha1.RolloutAnalysisTemplate) (*v1alpha1.AnalysisTemplateSpec, error) {
+		kind := "AnalysisTemplate"
+		if ref.ClusterScope {
+			kind = "ClusterAnalysisTemplate"
+		}
+		for _, o := range all {
+			if o.Kind == kind && o.Name == ref.TemplateName && o.Spec != nil {
+				return o.Spec, nil
+			}
+		}
+		return nil, fielderr.WithDetail(field.NotFound(path.Child("templateName"), ref.TemplateName),
+			fmt.Sprintf("includes %s %s, which is not in the file", kind, ref.TemplateName))
+	})
+	if fe, ok := errors.AsType[*field.Error](err); ok {
+		return nil, nil, &fielderr.Error{Field: fe}
 	}
-	declared := map[string]bool{}
-	for _, a := range tspec.Args {
-		declared[a.Name] = true
+	if err != nil {
+		return nil, nil, err
+	}
+	// The template is not modified: metrics are deep-copied before addresses change.
+	spec = &v1alpha1.AnalysisRunSpec{Templates: []v1alpha1.AnalysisTemplateRef{{Name: t.Name, ClusterScope: t.Kind == "ClusterAnalysisTemplate"}}}
+	var declared []v1alpha1.Argument
+	for i, ts := range append([]*v1alpha1.AnalysisTemplateSpec{t.Spec}, specsOf(included)...) {
+		ts = ts.DeepCopy()
+		for _, m := range ts.Metrics {
+			if slices.ContainsFunc(spec.Metrics, func(x v1alpha1.Metric) bool { return x.Name == m.Name }) {
+				return nil, nil, fmt.Errorf("two of the templates have a metric %s", m.Name)
+			}
+			spec.Metrics = append(spec.Metrics, m)
+		}
+		for _, a := range ts.Args {
+			// A value an earlier template gives stands, as when a Rollout builds the run.
+			j := slices.IndexFunc(declared, func(d v1alpha1.Argument) bool { return d.Name == a.Name })
+			switch {
+			case j < 0:
+				declared = append(declared, a)
+			case declared[j].Value == nil && declared[j].ValueFrom == nil:
+				declared[j] = a
+			}
+		}
+		spec.DryRun = append(spec.DryRun, ts.DryRun...)
+		spec.MeasurementRetention = append(spec.MeasurementRetention, ts.MeasurementRetention...)
+		if i > 0 {
+			ref := included[i-1].Ref
+			spec.Templates = append(spec.Templates, v1alpha1.AnalysisTemplateRef{Name: ref.TemplateName, ClusterScope: ref.ClusterScope})
+		}
+	}
+	for _, a := range declared {
 		v, ok := given[a.Name]
 		switch {
 		case ok:
 		case a.Value != nil:
 			v = *a.Value
+		case a.ValueFrom != nil && a.ValueFrom.FieldRef != nil:
+			// No Rollout, so no field to read it from.
+			return nil, nil, fmt.Errorf("args[%s] comes from the Rollout's %s: give its value with --arg %s=VALUE", a.Name, a.ValueFrom.FieldRef.FieldPath, a.Name)
 		case a.ValueFrom != nil:
 			// No cluster, so no Secret to read it from.
 			return nil, nil, fmt.Errorf("args[%s] comes from a Secret: give its value with --arg %s=VALUE", a.Name, a.Name)
@@ -281,7 +325,7 @@ func runSpec(t template, args []string, prometheus string) (spec *v1alpha1.Analy
 		spec.Args = append(spec.Args, v1alpha1.Argument{Name: a.Name, Value: &v})
 	}
 	for _, k := range slices.Sorted(maps.Keys(given)) {
-		if !declared[k] {
+		if !slices.ContainsFunc(declared, func(d v1alpha1.Argument) bool { return d.Name == k }) {
 			return nil, nil, fmt.Errorf("--arg %s: the template declares no such arg", k)
 		}
 	}
@@ -297,6 +341,14 @@ func runSpec(t template, args []string, prometheus string) (spec *v1alpha1.Analy
 		}
 	}
 	return spec, unset, nil
+}
+
+func specsOf(included []analysis.Included) []*v1alpha1.AnalysisTemplateSpec {
+	out := make([]*v1alpha1.AnalysisTemplateSpec, len(included))
+	for i, inc := range included {
+		out[i] = inc.Spec
+	}
+	return out
 }
 
 // missingArgs suggests an --arg for each of the template's unset args that a problem says

@@ -34,11 +34,13 @@ const (
 const lintUsage = `usage: %s lint [-f] FILE...
 
 Validates AnalysisTemplate and ClusterAnalysisTemplate files (multi-document YAML) with no
-cluster: fields, args, PromQL syntax, conditions, durations and limits. Prints one line per
-problem, "FILE: Kind/NAME: FIELD: message", and "FILE: Kind/NAME: ok (N metrics)" for each
-valid template.
+cluster: fields and their types, args, PromQL syntax, conditions, durations, limits and Job
+specs. Prints one line per problem, "FILE: Kind/NAME: FIELD: message", one per warning,
+"FILE: Kind/NAME: FIELD: warning: message" (a condition that would make every measurement
+an Error), and "FILE: Kind/NAME: ok (N metrics)" for each valid template.
 
-exit code: 0 all valid, 1 a template has problems, 4 a file cannot be read or is not YAML
+exit code: 0 all valid (warnings or not), 1 a template has problems, 4 a file cannot be
+read or is not YAML
 
 flags:
 `
@@ -72,7 +74,7 @@ func Lint(prog string, args []string, stdout, stderr io.Writer) int {
 		return ExitError
 	}
 	// No default address: validation puts a placeholder in metrics that name none.
-	engine := analysis.NewEngine(exec, "")
+	engine := analysis.NewEngine(exec, "", analysis.Cluster{})
 	code := ExitSuccessful
 	for _, f := range files {
 		templates, err := loadTemplates(f)
@@ -82,9 +84,18 @@ func Lint(prog string, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		for _, t := range templates {
-			problems := slices.Concat(t.Problems, validate(engine, t.Spec, t.Problems))
+			found, warnings := validate(engine, t.Spec, t.Problems)
+			problems := slices.Concat(t.Problems, found)
+			for _, w := range warnings {
+				w.Detail = "warning: " + w.Detail
+				fmt.Fprintln(stdout, t.line(w))
+			}
 			if len(problems) == 0 {
-				fmt.Fprintf(stdout, "%s: %s: ok (%d metrics)\n", t.File, t, len(t.Spec.Metrics))
+				included := ""
+				if n := len(t.Spec.Templates); n > 0 {
+					included = fmt.Sprintf(", %d included templates", n)
+				}
+				fmt.Fprintf(stdout, "%s: %s: ok (%d metrics%s)\n", t.File, t, len(t.Spec.Metrics), included)
 				continue
 			}
 			for _, p := range problems {
@@ -98,18 +109,19 @@ func Lint(prog string, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// validate runs the engine's checks (PromQL, conditions, durations, limits, auth shape) on
-// spec; Secrets are not read, as the template controller does not read them either. A
-// field already reported by the structural checks is not reported twice.
-func validate(engine *analysis.Engine, spec *v1alpha1.AnalysisTemplateSpec, known field.ErrorList) field.ErrorList {
+// validate runs the engine's checks (PromQL, conditions, durations, limits, auth shape,
+// Job specs) on spec and returns its problems and warnings; Secrets are not read, as the
+// template controller does not read them either. A field already reported by the
+// structural checks is not reported twice.
+func validate(engine *analysis.Engine, spec *v1alpha1.AnalysisTemplateSpec, known field.ErrorList) (problems, warnings field.ErrorList) {
 	if spec == nil {
-		return nil
+		return nil, nil
 	}
-	var problems field.ErrorList
-	for _, p := range engine.ValidateTemplate(context.Background(), spec).Fields() {
+	found, warned := engine.ValidateTemplate(context.Background(), spec)
+	for _, p := range found.Fields() {
 		if !slices.ContainsFunc(known, func(k *field.Error) bool { return k.Field == p.Field }) {
 			problems = append(problems, p)
 		}
 	}
-	return problems
+	return problems, warned.Fields()
 }

@@ -3,12 +3,15 @@ package analyzecmd
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,11 +36,15 @@ type template struct {
 	// Spec is nil when the document could not be decoded as a template (wrong apiVersion
 	// or kind, a value of the wrong type); Problems then say why.
 	Spec *v1alpha1.AnalysisTemplateSpec
-	// Problems are what reading the document found wrong: unknown fields, a wrong
-	// apiVersion or kind, and the structural rules the CRD enforces at admission. Paths
-	// are relative to the spec, as the engine has them (metrics[NAME].field), or to the
-	// document for apiVersion, kind and metadata; a problem with no place has none.
+	// Problems are what reading the document found wrong: unknown fields, values of the
+	// wrong type, a wrong apiVersion or kind, and the structural rules the CRD enforces
+	// at admission. Paths are relative to the spec, as the engine has them
+	// (metrics[NAME].field), or to the document for apiVersion, kind and metadata; a
+	// problem with no place has none.
 	Problems field.ErrorList
+	// decodeFailed are the fields whose values were of the wrong type and left out: what
+	// is said about them later (required, say) would only repeat it.
+	decodeFailed []string
 }
 
 func (t template) String() string {
@@ -66,7 +73,11 @@ func (t template) line(p *field.Error) string {
 }
 
 func (t *template) add(errs ...*field.Error) {
-	t.Problems = append(t.Problems, errs...)
+	for _, e := range errs {
+		if !slices.Contains(t.decodeFailed, e.Field) {
+			t.Problems = append(t.Problems, e)
+		}
+	}
 }
 
 // problemAt is a problem at a path that exists only as text, such as one the JSON decoder
@@ -152,11 +163,29 @@ func decodeTemplate(b []byte) (template, error) {
 	// so a misspelt condition is found in the metric that has it.
 	var obj v1alpha1.AnalysisTemplate
 	strict, err := sjson.UnmarshalStrict(j, &obj)
+	var wrong []typeProblem
 	if err != nil {
-		t.add(problemAt("", err.Error()))
-		return t, nil
+		// A value of the wrong type stops the decoder at the first one: find each, so
+		// that one field does not hide the others, and decode the rest without them.
+		if j, wrong, err = withoutWrongTypes(j); err == nil {
+			obj = v1alpha1.AnalysisTemplate{}
+			strict, err = sjson.UnmarshalStrict(j, &obj)
+		}
+		if err != nil {
+			t.add(problemAt("", err.Error()))
+			return t, nil
+		}
 	}
 	t.Spec = &obj.Spec
+	for _, w := range wrong {
+		p := specPath(w.path, obj.Spec.Metrics)
+		t.add(problemAt(p, w.detail))
+		t.decodeFailed = append(t.decodeFailed, p)
+		if w.path == "spec" {
+			// There is nothing of a spec to check.
+			t.Spec = nil
+		}
+	}
 	for _, e := range strict {
 		if fe, ok := errors.AsType[sjson.FieldError](e); ok {
 			// The message is "unknown field" or "duplicate field" followed by the path.
@@ -168,8 +197,140 @@ func decodeTemplate(b []byte) (template, error) {
 	if t.Name == "" {
 		t.add(field.Required(field.NewPath("metadata", "name"), "a name is required"))
 	}
-	checkSpec(&t)
+	if t.Spec != nil {
+		checkSpec(&t)
+	}
 	return t, nil
+}
+
+// typeProblem is a value whose JSON type its field does not take.
+type typeProblem struct {
+	// path is the field's, as the decoder writes it: spec.metrics[0].count.
+	path   string
+	detail string
+}
+
+// withoutWrongTypes returns the template document j without the values that do not
+// decode into their fields, and those values. A value that does not decode is found by
+// decoding it alone, at its place in an otherwise empty document: when an object or a
+// list decodes empty, the problem is in one of its members, which are tried in turn.
+func withoutWrongTypes(j []byte) ([]byte, []typeProblem, error) {
+	var doc any
+	if err := json.Unmarshal(j, &doc); err != nil {
+		return nil, nil, err
+	}
+	decodes := func(v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return sjson.UnmarshalCaseSensitivePreserveInts(b, &v1alpha1.AnalysisTemplate{})
+	}
+	var found []typeProblem
+	var visit func(path []any, v any) bool
+	// visit reports whether v, at path, must go.
+	visit = func(path []any, v any) bool {
+		err := decodes(isolate(path, v))
+		if err == nil {
+			return false
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			if len(x) > 0 && decodes(isolate(path, map[string]any{})) == nil {
+				for _, k := range slices.Sorted(maps.Keys(x)) {
+					if visit(append(slices.Clip(path), k), x[k]) {
+						delete(x, k)
+					}
+				}
+				return false
+			}
+		case []any:
+			if len(x) > 0 && decodes(isolate(path, []any{})) == nil {
+				for i := range x {
+					if visit(append(slices.Clip(path), i), x[i]) {
+						// A null keeps the others' indexes, and decodes as a zero value.
+						x[i] = nil
+					}
+				}
+				return false
+			}
+		}
+		p := docPath(path)
+		found = append(found, typeProblem{path: p, detail: typeDetail(p, err)})
+		return true
+	}
+	if visit(nil, doc) {
+		return nil, found, errors.New("the document is not a template")
+	}
+	out, err := json.Marshal(doc)
+	return out, found, err
+}
+
+// isolate builds a document holding only v, at path.
+func isolate(path []any, v any) any {
+	for i := len(path) - 1; i >= 0; i-- {
+		switch p := path[i].(type) {
+		case string:
+			v = map[string]any{p: v}
+		case int:
+			v = []any{v}
+		}
+	}
+	return v
+}
+
+// docPath writes path as the decoder does: spec.metrics[0].count.
+func docPath(path []any) string {
+	var b strings.Builder
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(p)
+		case int:
+			fmt.Fprintf(&b, "[%d]", p)
+		}
+	}
+	return b.String()
+}
+
+var (
+	typeError   = regexp.MustCompile(`cannot unmarshal (.+?) into Go (?:struct field \S+ of type|value of type) (\S+)`)
+	intOrString = regexp.MustCompile(`^spec\.metrics\[\d+\]\.(count|failureLimit|inconclusiveLimit|consecutiveErrorLimit|consecutiveSuccessLimit|provider\.prometheus\.timeout)$`)
+)
+
+// typeDetail says what a decoding error at path says, in the terms of the YAML: "got
+// string, want an integer".
+func typeDetail(path string, err error) string {
+	m := typeError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	want := m[2]
+	if want == "int32" && intOrString.MatchString(path) {
+		// An int-or-string field decodes its integer itself: the error names only that.
+		want = "intstr.IntOrString"
+	}
+	switch want {
+	case "intstr.IntOrString":
+		want = "an integer or a string"
+	case "v1alpha1.DurationString", "string":
+		want = "a string"
+	case "int32", "int64":
+		want = "an integer"
+	case "bool":
+		want = "true or false"
+	default:
+		switch {
+		case strings.HasPrefix(want, "[]"):
+			want = "a list"
+		case strings.HasPrefix(want, "map["), strings.Contains(want, "."):
+			want = "an object"
+		}
+	}
+	return fmt.Sprintf("wrong type: got %s, want %s", m[1], want)
 }
 
 var metricIndex = regexp.MustCompile(`^spec\.metrics\[(\d+)\]`)
@@ -189,11 +350,13 @@ var argName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 
 // checkSpec adds what the CRD's schema and CEL rules would reject at admission and the
 // engine does not check metric by metric: names, args, references between fields and
-// minimums. A file is linted with no API server to enforce them.
+// providers. A file is linted with no API server to enforce them. Limits, durations and
+// what dryRun and measurementRetention select are the engine's to check, once args are
+// rendered.
 func checkSpec(t *template) {
 	s := t.Spec
-	if len(s.Metrics) == 0 {
-		t.add(field.Required(field.NewPath("metrics"), "at least one metric is required"))
+	if len(s.Metrics) == 0 && len(s.Templates) == 0 {
+		t.add(field.Required(field.NewPath("metrics"), "at least one metric, or one included template, is required"))
 	}
 	names := map[string]bool{}
 	for i, m := range s.Metrics {
@@ -205,21 +368,6 @@ func checkSpec(t *template) {
 			t.add(fielderr.WithDetail(field.Duplicate(f.Child("name"), m.Name), fmt.Sprintf("duplicate metric name %q", m.Name)))
 		}
 		names[m.Name] = true
-		for _, lim := range []struct {
-			field string
-			v     *int32
-			min   int32
-		}{
-			{"count", m.Count, 0},
-			{"failureLimit", m.FailureLimit, 0},
-			{"inconclusiveLimit", m.InconclusiveLimit, 0},
-			{"consecutiveErrorLimit", m.ConsecutiveErrorLimit, 0},
-			{"consecutiveSuccessLimit", m.ConsecutiveSuccessLimit, 1},
-		} {
-			if lim.v != nil && *lim.v < lim.min {
-				t.add(field.Invalid(f.Child(lim.field), *lim.v, fmt.Sprintf("%d is below the minimum %d", *lim.v, lim.min)))
-			}
-		}
 		t.add(analysis.CheckProvider(f.Child("provider"), &m.Provider)...)
 	}
 	declared := map[string]bool{}
@@ -232,30 +380,22 @@ func checkSpec(t *template) {
 			t.add(fielderr.WithDetail(field.Duplicate(f.Child("name"), a.Name), fmt.Sprintf("duplicate arg %q", a.Name)))
 		}
 		declared[a.Name] = true
-		switch {
-		case a.Value != nil && a.ValueFrom != nil:
+		from := f.Child("valueFrom")
+		switch v := a.ValueFrom; {
+		case a.Value != nil && v != nil:
 			t.add(field.Invalid(f, field.OmitValueType{}, "value and valueFrom are mutually exclusive"))
-		case a.ValueFrom != nil && a.ValueFrom.SecretKeyRef == nil:
-			t.add(field.Required(f.Child("valueFrom", "secretKeyRef"), "is required"))
-		case a.ValueFrom != nil:
-			t.add(providers.CheckSecretRef(f.Child("valueFrom", "secretKeyRef"), a.ValueFrom.SecretKeyRef)...)
+		case v == nil:
+		case (v.SecretKeyRef == nil) == (v.FieldRef == nil):
+			t.add(field.Invalid(from, field.OmitValueType{}, "exactly one of secretKeyRef and fieldRef must be set"))
+		case v.SecretKeyRef != nil:
+			t.add(providers.CheckSecretRef(from.Child("secretKeyRef"), v.SecretKeyRef)...)
+		case v.FieldRef.FieldPath == "":
+			t.add(field.Required(from.Child("fieldRef", "fieldPath"), "is required, e.g. metadata.labels['app']"))
 		}
 	}
-	// A misspelt name here is silent at run time: a metric meant to be dry-run would
-	// decide the verdict.
-	knownMetric := func(path *field.Path, name string) {
-		if name != "*" && !names[name] {
-			t.add(fielderr.WithDetail(field.NotFound(path, name), fmt.Sprintf("no metric named %q (use a metric's name or \"*\")", name)))
-		}
-	}
-	for i, d := range s.DryRun {
-		knownMetric(field.NewPath("dryRun").Index(i).Child("metricName"), d.MetricName)
-	}
-	for i, r := range s.MeasurementRetention {
-		p := field.NewPath("measurementRetention").Index(i)
-		knownMetric(p.Child("metricName"), r.MetricName)
-		if r.Limit < 1 || r.Limit > 1000 {
-			t.add(field.Invalid(p.Child("limit"), r.Limit, fmt.Sprintf("%d is not between 1 and 1000", r.Limit)))
+	for i, ref := range s.Templates {
+		if ref.TemplateName == "" {
+			t.add(field.Required(field.NewPath("templates").Index(i).Child("templateName"), "is required"))
 		}
 	}
 }

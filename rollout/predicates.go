@@ -23,10 +23,10 @@ var runPhaseChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool
 		!before.DeletionTimestamp.Equal(after.DeletionTimestamp)
 }}
 
-// replicaSetChanged passes the ReplicaSet updates a Rollout acts on: its size, how many of
+// replicaSetChanged passes the ReplicaSet updates a Rollout acts on: its size, its
+// controller catching up with it (a step waits for the observed generation), how many of
 // its pods run and are ready or available, its labels, annotations and owners, its
-// deletion. The rest (observed generation, conditions, fully labelled replicas) moves
-// nothing in a release.
+// deletion. The rest (conditions, fully labelled replicas) moves nothing in a release.
 var replicaSetChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 	before, ok := e.ObjectOld.(*appsv1.ReplicaSet)
 	after, ok2 := e.ObjectNew.(*appsv1.ReplicaSet)
@@ -35,6 +35,7 @@ var replicaSetChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bo
 	}
 	b, a := before.Status, after.Status
 	return !equality.Semantic.DeepEqual(before.Spec.Replicas, after.Spec.Replicas) ||
+		b.ObservedGeneration != a.ObservedGeneration ||
 		b.Replicas != a.Replicas || b.ReadyReplicas != a.ReadyReplicas || b.AvailableReplicas != a.AvailableReplicas ||
 		!equality.Semantic.DeepEqual(before.Labels, after.Labels) ||
 		!equality.Semantic.DeepEqual(before.Annotations, after.Annotations) ||

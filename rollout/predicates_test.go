@@ -49,7 +49,10 @@ func TestReplicaSetChangedPassesOnlyWhatARolloutReads(t *testing.T) {
 		after *appsv1.ReplicaSet
 		pass  bool
 	}{
-		"observed generation": {change(func(c *appsv1.ReplicaSet) { c.Status.ObservedGeneration = 3 }), false},
+		"conditions": {change(func(c *appsv1.ReplicaSet) {
+			c.Status.Conditions = []appsv1.ReplicaSetCondition{{Type: "ReplicaFailure"}}
+		}), false},
+		"observed generation": {change(func(c *appsv1.ReplicaSet) { c.Status.ObservedGeneration = 3 }), true},
 		"fully labelled":      {change(func(c *appsv1.ReplicaSet) { c.Status.FullyLabeledReplicas = 2 }), false},
 		"scaled":              {change(func(c *appsv1.ReplicaSet) { c.Spec.Replicas = ptr.To[int32](3) }), true},
 		"a pod ready":         {change(func(c *appsv1.ReplicaSet) { c.Status.ReadyReplicas = 2 }), true},

@@ -33,7 +33,7 @@ import (
 // +kubebuilder:rbac:groups=promgate.io,resources=rollouts/status;rollouts/finalizers,verbs=get;update;patch
 // +kubebuilder:rbac:groups=promgate.io,resources=analysisruns,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
@@ -48,7 +48,7 @@ const (
 	// workloadIndex indexes Rollouts by the workload they release, "Kind/name".
 	workloadIndex = "spec.workloadRef"
 	// serviceIndex indexes Rollouts by the Services their traffic moves through, the
-	// stable one and its generated -canary copy.
+	// stable one and its generated -canary and -baseline copies.
 	serviceIndex = "spec.strategy.trafficRoutings.service"
 
 	// staleRetry is how soon a reconcile that found its cached Rollout stale looks again,
@@ -100,7 +100,7 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 		}
 		var names []string
 		for _, tr := range st.TrafficRoutings {
-			names = append(names, tr.Service, tr.Service+traffic.CanarySuffix)
+			names = append(names, tr.Service, tr.Service+traffic.CanarySuffix, tr.Service+traffic.BaselineSuffix)
 		}
 		return names
 	}); err != nil {
@@ -128,10 +128,16 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, workers int) error {
 		})).
 		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			owner := metav1.GetControllerOf(o)
-			if owner == nil || owner.Kind != "Deployment" {
+			switch {
+			case owner == nil:
 				return nil
+			case owner.Kind == "Deployment":
+				return byWorkload(ctx, o.GetNamespace(), "Deployment", owner.Name)
+			case owner.Kind == "Rollout" && owner.APIVersion == v1alpha1.GroupVersion.String():
+				// A step's fresh baseline (baseline.go).
+				return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: owner.Name}}}
 			}
-			return byWorkload(ctx, o.GetNamespace(), "Deployment", owner.Name)
+			return nil
 		}), builder.WithPredicates(replicaSetChanged)).
 		// A step waiting for a Service's EndpointSlices is woken when they change. Only
 		// their metadata is cached: the check itself reads them from the API server.

@@ -47,6 +47,8 @@ type fakeCluster struct {
 	// writes are the reconciler's writes to objects other than the Rollout's status, as
 	// "verb Kind name", in order.
 	writes []string
+	// fail, when set, may fail a write (after it is recorded) instead of the API server.
+	fail func(verb string, obj client.Object) error
 }
 
 func fakeScheme(t *testing.T) *runtime.Scheme {
@@ -69,10 +71,14 @@ func newFakeCluster(t *testing.T, objs ...client.Object) *fakeCluster {
 			return []string{workloadKey(ref.Kind, ref.Name)}
 		}).
 		WithObjects(objs...).Build()
-	record := func(verb string, obj client.Object) {
+	record := func(verb string, obj client.Object) error {
 		kind := fmt.Sprintf("%T", obj)
 		kind = kind[strings.LastIndex(kind, ".")+1:]
 		k.writes = append(k.writes, verb+" "+kind+" "+obj.GetName())
+		if k.fail != nil {
+			return k.fail(verb, obj)
+		}
+		return nil
 	}
 	cache := interceptor.NewClient(k.api, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
@@ -84,19 +90,27 @@ func newFakeCluster(t *testing.T, objs ...client.Object) *fakeCluster {
 			return c.Get(ctx, key, obj, opts...)
 		},
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			record("create", obj)
+			if err := record("create", obj); err != nil {
+				return err
+			}
 			return c.Create(ctx, obj, opts...)
 		},
 		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			record("update", obj)
+			if err := record("update", obj); err != nil {
+				return err
+			}
 			return c.Update(ctx, obj, opts...)
 		},
 		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			record("patch", obj)
+			if err := record("patch", obj); err != nil {
+				return err
+			}
 			return c.Patch(ctx, obj, patch, opts...)
 		},
 		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-			record("delete", obj)
+			if err := record("delete", obj); err != nil {
+				return err
+			}
 			return c.Delete(ctx, obj, opts...)
 		},
 	})

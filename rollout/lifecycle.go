@@ -94,6 +94,9 @@ func (s *state) abort(ctx context.Context, reason string, by v1alpha1.Decider) e
 	}
 	at := st.CurrentStepIndex
 	s.stopRuns(ctx)
+	if err := s.dropBaseline(ctx); err != nil {
+		return err
+	}
 	if err := s.freeze(ctx); err != nil {
 		return err
 	}
@@ -150,6 +153,9 @@ func (s *state) cancel(ctx context.Context) (reconcile.Result, error) {
 		if err := s.finishAll(ctx, st.StableRevision); err != nil && !isNotReady(err) {
 			return reconcile.Result{}, err
 		}
+	}
+	if err := s.dropBaseline(ctx); err != nil {
+		return reconcile.Result{}, err
 	}
 	if err := s.w.finish(ctx); err != nil {
 		return reconcile.Result{}, err
@@ -233,6 +239,9 @@ func (s *state) letGo(ctx context.Context) error {
 		if err := s.finishAll(ctx, st.StableRevision); err != nil {
 			return err
 		}
+	}
+	if err := s.dropBaseline(ctx); err != nil {
+		return err
 	}
 	if st.StableRevision != "" {
 		if err := s.unpinAll(ctx); err != nil {

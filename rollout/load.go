@@ -30,6 +30,9 @@ func (s *state) load(ctx context.Context) error {
 			fmt.Sprintf("%s %q not found in namespace %s", ref.Kind, ref.Name, s.ro.Namespace))
 	}
 	s.w = w
+	if err := validateBaselineReplicas(s.ro, w); err != nil {
+		return err
+	}
 	var others v1alpha1.RolloutList
 	if err := s.c.List(ctx, &others, client.InNamespace(s.ro.Namespace), client.MatchingFields{workloadIndex: workloadKey(ref.Kind, ref.Name)}); err != nil {
 		return fmt.Errorf("listing Rollouts of %s %s: %w", ref.Kind, ref.Name, err)

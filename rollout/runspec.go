@@ -23,6 +23,9 @@ const (
 	ArgService    = "service"
 	ArgStableHash = "stable-hash"
 	ArgCanaryHash = "canary-hash"
+	// ArgBaselineHash is the pod-template-hash of the step's fresh baseline pods; a run
+	// at a step without a baseline does not get it.
+	ArgBaselineHash = "baseline-hash"
 	// ArgRelease and ArgReleaseBatch are the values of the pods' LabelRelease and
 	// LabelReleaseBatch for the step in progress, to select its batch.
 	ArgRelease      = "release"
@@ -88,6 +91,9 @@ func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, path 
 	if st, _ := ro.Spec.Strategy.Active(); st != nil && len(st.TrafficRoutings) > 0 {
 		builtin[ArgService] = st.TrafficRoutings[0].Service
 	}
+	if ro.Status.BaselineRevision != "" {
+		builtin[ArgBaselineHash] = ro.Status.BaselineRevision
+	}
 	for name, v := range builtin {
 		if arg, ok := declared[name]; ok && arg.Value == nil && arg.ValueFrom == nil {
 			arg.Value = new(v)
@@ -115,6 +121,11 @@ func (s *state) buildRun(ctx context.Context, a *v1alpha1.RolloutAnalysis, path 
 			arg.Value = new(ro.Status.StableRevision)
 		case ra.ValueFrom != nil && ra.ValueFrom.PodTemplateHashValue == "Canary":
 			arg.Value = new(ro.Status.CanaryRevision)
+		case ra.ValueFrom != nil && ra.ValueFrom.PodTemplateHashValue == "Baseline":
+			if ro.Status.BaselineRevision == "" {
+				return nil, field.Invalid(f.Child("valueFrom", "podTemplateHashValue"), "Baseline", "the run's step runs no baseline (steps[].baseline)")
+			}
+			arg.Value = new(ro.Status.BaselineRevision)
 		case ra.ValueFrom != nil && ra.ValueFrom.FieldRef != nil:
 			v, err := fieldValue(ro, ra.ValueFrom.FieldRef.FieldPath)
 			if err != nil {

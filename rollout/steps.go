@@ -112,6 +112,9 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 		if err := s.routeAll(ctx, 0, nil); err != nil {
 			return reconcile.Result{}, err
 		}
+		if err := s.dropBaseline(ctx); err != nil {
+			return reconcile.Result{}, err
+		}
 		s.stopRuns(ctx)
 		s.start("the pod template changed during the release")
 	}
@@ -190,8 +193,15 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 			if err != nil {
 				return reconcile.Result{}, err
 			}
+			bp, err := s.stepBaseline(ctx, step, path)
+			if err != nil {
+				return reconcile.Result{}, err
+			}
 			st.Message = prefix + ", and upgrade workload to new version: " + p.String()
-			if !p.done {
+			if step.Baseline != nil {
+				st.Message += ", " + bp.String()
+			}
+			if !p.done || !bp.done {
 				s.setCondition(ConditionProgressing, metav1.ConditionTrue, "StepUpgrade", st.Message)
 				return reconcile.Result{RequeueAfter: waitPoll}, nil
 			}
@@ -284,6 +294,10 @@ func (s *state) progress(ctx context.Context) (reconcile.Result, error) {
 			}
 			return reconcile.Result{}, nil
 		case v1alpha1.StepReady:
+			// The step's baseline ends with it, before anything of the next step starts.
+			if err := s.dropBaseline(ctx); err != nil {
+				return reconcile.Result{}, err
+			}
 			st.Phase = v1alpha1.RolloutPhaseProgressing
 			st.AnalysisRuns.Step = ""
 			by := s.readyBy

@@ -125,6 +125,20 @@ type RolloutStep struct {
 	// Analysis measures the new version at this step; its verdict moves the release.
 	// +optional
 	Analysis *RolloutAnalysis `json:"analysis,omitempty"`
+	// Baseline runs fresh pods of the stable template beside the step's new pods, sent
+	// the same share of traffic, so that a judge compares pods of the same age and load
+	// ({{args.baseline-hash}} is their pod-template-hash). They go when the step ends.
+	// Deployments with Gateway API routing only.
+	// +optional
+	Baseline *RolloutBaseline `json:"baseline,omitempty"`
+}
+
+// RolloutBaseline is a step's fresh baseline: pods of the stable template in a ReplicaSet
+// of the Rollout's, out of the stable Service, reached through "<service>-baseline".
+type RolloutBaseline struct {
+	// Replicas is how many baseline pods run, from 1 to the Deployment's replicas.
+	// +kubebuilder:validation:Minimum=1
+	Replicas int32 `json:"replicas"`
 }
 
 // HTTPRouteMatch is a set of header matches that must all hold.
@@ -163,7 +177,7 @@ type RolloutAnalysis struct {
 	// +kubebuilder:validation:MaxItems=10
 	Templates []RolloutAnalysisTemplate `json:"templates"`
 	// Args supply template args. Built-ins are always available: namespace, rollout,
-	// service, stable-hash and canary-hash.
+	// service, stable-hash, canary-hash and, at a step with a baseline, baseline-hash.
 	// +optional
 	// +kubebuilder:validation:MaxItems=32
 	Args []AnalysisRunArgument `json:"args,omitempty"`
@@ -208,9 +222,10 @@ type AnalysisRunArgumentValueFrom struct {
 	// SecretKeyRef reads a Secret key in the Rollout's namespace (masked everywhere).
 	// +optional
 	SecretKeyRef *SecretKeySelector `json:"secretKeyRef,omitempty"`
-	// PodTemplateHashValue is Stable or Canary: that revision's pod-template-hash.
+	// PodTemplateHashValue is Stable, Canary or Baseline: that revision's
+	// pod-template-hash (Baseline: the step's fresh baseline pods').
 	// +optional
-	// +kubebuilder:validation:Enum=Stable;Canary
+	// +kubebuilder:validation:Enum=Stable;Canary;Baseline
 	PodTemplateHashValue string `json:"podTemplateHashValue,omitempty"`
 	// FieldRef takes the value from the Rollout's metadata, e.g. metadata.labels['app'].
 	// +optional
@@ -444,6 +459,10 @@ type RolloutStatus struct {
 	// CanaryRevision is the revision being released, named as StableRevision is.
 	// +optional
 	CanaryRevision string `json:"canaryRevision,omitempty"`
+	// BaselineRevision is the pod-template-hash of the current step's fresh baseline
+	// pods, recorded before they are created and cleared once they are gone.
+	// +optional
+	BaselineRevision string `json:"baselineRevision,omitempty"`
 	// ObservedWorkloadGeneration is the workload generation last acted upon.
 	// +optional
 	ObservedWorkloadGeneration int64 `json:"observedWorkloadGeneration,omitempty"`

@@ -400,6 +400,67 @@ func TestOnARealAPIServer(t *testing.T) {
 				require.NoError(t, k.router().Unpin(ctx))
 				k.expectRestored(t)
 			})
+
+			if kind.routing.Gateway != nil {
+				t.Run("Baseline", func(t *testing.T) {
+					k := newCluster(t, cp, kind.name+"-baseline", kind.routing)
+					k.target.BaselineRevision = baselineRev
+					for i := range 2 {
+						require.NoError(t, cp.Client.Create(ctx, &corev1.Pod{
+							ObjectMeta: metav1.ObjectMeta{Namespace: k.ns, Name: fmt.Sprintf("web-%s-%d", baselineRev, i), Labels: pinned(baselineRev)},
+							Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}},
+						}))
+					}
+					k.slices(t, "web", stableRev)
+					k.slices(t, "web-canary", canaryRev)
+					var nr *NotReadyError
+					require.ErrorAs(t, k.router().Route(ctx, 20, nil), &nr, "the baseline Service has no endpoints yet")
+					assert.Equal(t, "web-baseline", nr.Service)
+					k.slices(t, "web-baseline", baselineRev)
+					require.NoError(t, k.router().Route(ctx, 20, nil))
+
+					var baselineSvc corev1.Service
+					require.True(t, k.get(t, &baselineSvc, "web-baseline"))
+					assert.Equal(t, pinned(baselineRev), baselineSvc.Spec.Selector)
+					assert.Equal(t, corev1.ServiceTypeClusterIP, baselineSvc.Spec.Type)
+					assert.True(t, metav1.IsControlledBy(&baselineSvc, k.target.Rollout))
+					weights := func() []map[string]int32 {
+						var route gatewayv1.HTTPRoute
+						require.True(t, k.get(t, &route, "web"))
+						var out []map[string]int32
+						for _, rule := range route.Spec.Rules {
+							w := map[string]int32{}
+							for _, ref := range rule.BackendRefs {
+								w[string(ref.Name)] = *ref.Weight
+							}
+							out = append(out, w)
+						}
+						return out
+					}
+					baselined := map[string]int32{"web": 60, "web-canary": 20, "web-baseline": 20}
+					assert.Equal(t, []map[string]int32{baselined, {"static": 1}, baselined, baselined}, weights())
+					k.rec.reset()
+					require.NoError(t, k.router().Route(ctx, 20, nil))
+					assert.Empty(t, k.rec.reset(), "a second Route writes nothing, whatever the server defaulted")
+
+					br, ok := k.router().(BaselineRouter)
+					require.True(t, ok)
+					require.NoError(t, br.DropBaseline(ctx))
+					plain := map[string]int32{"web": 80, "web-canary": 20}
+					assert.Equal(t, []map[string]int32{plain, {"static": 1}, plain, plain}, weights())
+					assert.False(t, k.get(t, &corev1.Service{}, "web-baseline"), "the baseline Service is deleted")
+					k.rec.reset()
+					require.NoError(t, br.DropBaseline(ctx))
+					assert.Empty(t, k.rec.reset(), "a second DropBaseline writes nothing")
+					k.target.BaselineRevision = ""
+					require.NoError(t, k.router().Route(ctx, 20, nil))
+					assert.Empty(t, k.rec.reset(), "the dropped route is the route of the step without a baseline")
+
+					require.NoError(t, k.router().Finish(ctx, stableRev))
+					require.NoError(t, k.router().Unpin(ctx))
+					k.expectRestored(t)
+				})
+			}
 		})
 	}
 }

@@ -31,6 +31,9 @@ func (r *serviceRouter) serviceName() string { return r.t.Routing.Service }
 func (r *serviceRouter) canaryServiceName() string {
 	return r.t.Routing.Service + CanarySuffix
 }
+func (r *serviceRouter) baselineServiceName() string {
+	return r.t.Routing.Service + BaselineSuffix
+}
 
 // Validate checks the Service and that every step's traffic is 0% or 100% without matches.
 func (r *serviceRouter) Validate(ctx context.Context, steps []v1alpha1.RolloutStep, stepsPath *field.Path) error {
@@ -320,6 +323,12 @@ func canaryPorts(ports []corev1.ServicePort) []corev1.ServicePort {
 // ensureCanaryService creates or corrects "<service>-canary": the stable Service's ports,
 // selecting the canary revision among the pods the user's selector chooses.
 func (r *serviceRouter) ensureCanaryService(ctx context.Context) error {
+	return r.ensureRevisionService(ctx, r.canaryServiceName(), r.t.CanaryRevision)
+}
+
+// ensureRevisionService creates or corrects the generated Service name: the stable
+// Service's ports, selecting revision rev among the pods the user's selector chooses.
+func (r *serviceRouter) ensureRevisionService(ctx context.Context, name, rev string) error {
 	return retryConflicts(func() error {
 		stable, err := r.getService(ctx)
 		if err != nil {
@@ -329,11 +338,11 @@ func (r *serviceRouter) ensureCanaryService(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: r.t.Rollout.Namespace, Name: r.canaryServiceName()}}
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: r.t.Rollout.Namespace, Name: name}}
 		return r.generate(ctx, svc, "Service", func() error {
 			svc.Spec.Type = corev1.ServiceTypeClusterIP
 			svc.Spec.Ports = canaryPorts(stable.Spec.Ports)
-			svc.Spec.Selector = r.withRevision(sel, r.t.CanaryRevision)
+			svc.Spec.Selector = r.withRevision(sel, rev)
 			return nil
 		})
 	})

@@ -34,6 +34,9 @@ const (
 	podTemplateHash = appsv1.DefaultDeploymentUniqueLabelKey
 	// CanarySuffix names the generated copies of the Service and Ingress: "<name>-canary".
 	CanarySuffix = "-canary"
+	// BaselineSuffix names the generated Service of a step's fresh baseline pods:
+	// "<service>-baseline".
+	BaselineSuffix = "-baseline"
 )
 
 // Target is one spec.strategy.<kind>.trafficRoutings entry of a Rollout in a release.
@@ -46,6 +49,9 @@ type Target struct {
 	Field *field.Path
 	// StableRevision and CanaryRevision are values of RevisionLabel.
 	StableRevision, CanaryRevision string
+	// BaselineRevision, when set, is the RevisionLabel of fresh baseline pods that a
+	// BaselineRouter sends the canary's share through "<service>-baseline".
+	BaselineRevision string
 	// RevisionLabel is the pod label naming the revisions; pod-template-hash when empty.
 	RevisionLabel string
 	// Endpoints says when the data plane can follow: no Service gets traffic before its
@@ -66,6 +72,15 @@ type Router interface {
 	PinStable(ctx context.Context) error
 	// Unpin restores the stable Service's original selector exactly and deletes the generated canary Service; called once the loser's pods are gone. Idempotent.
 	Unpin(ctx context.Context) error
+}
+
+// BaselineRouter is a Router that can also carry a fresh baseline (Target.BaselineRevision):
+// Route gives it the canary's weight, taken from the stable Service's.
+type BaselineRouter interface {
+	Router
+	// DropBaseline gives the baseline's share back to the stable Service, the canary's
+	// left as it is, then deletes the generated baseline Service. Idempotent.
+	DropBaseline(ctx context.Context) error
 }
 
 // New returns the Router for t's kind of routing: gateway, ingress, istio, or the Service
@@ -113,7 +128,8 @@ func ForRollout(c client.Client, ep Endpoints, ro *v1alpha1.Rollout) []Router {
 		out = append(out, New(c, Target{
 			Rollout: ro, Routing: tr, Field: path.Child("trafficRoutings").Index(i),
 			StableRevision: ro.Status.StableRevision, CanaryRevision: ro.Status.CanaryRevision, Endpoints: ep,
-			RevisionLabel: RevisionLabel(ro.Spec.WorkloadRef.Kind),
+			BaselineRevision: ro.Status.BaselineRevision,
+			RevisionLabel:    RevisionLabel(ro.Spec.WorkloadRef.Kind),
 		}))
 	}
 	return out

@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -60,6 +61,9 @@ type app struct {
 	name string
 	// errorRate is the share of requests the green revision answers with a 500.
 	errorRate string
+	// latency, when set, is the median latency of the green revision, blue's being
+	// blueLatency; the app's steps are then judged against blue on latency.
+	latency string
 	// outcome is how its release must end.
 	outcome v1alpha1.RolloutPhase
 }
@@ -67,7 +71,15 @@ type app struct {
 var apps = []app{
 	{name: "checkout", errorRate: "0", outcome: v1alpha1.RolloutPhaseCompleted},
 	{name: "payments", errorRate: "0.3", outcome: v1alpha1.RolloutPhaseAborted},
+	{name: "search", errorRate: "0", latency: "200ms", outcome: v1alpha1.RolloutPhaseAborted},
 }
+
+// blueLatency is the median latency of search's blue revision, and latencySpread the
+// spread of both its revisions' latencies (log-normal, so every window's figure is noisy).
+const (
+	blueLatency   = "100ms"
+	latencySpread = "0.25"
+)
 
 // bed is the test bed of the demo: cluster, traffic, Prometheus, Alertmanager, promgate.
 type bed struct {
@@ -77,26 +89,29 @@ type bed struct {
 // TestDemo runs the demo; see the package documentation.
 func TestDemo(t *testing.T) {
 	out := newPrinter(os.Stdout)
-	out.title("promgate demo: two unattended releases in a compressed night window")
-	out.text(`Two apps, checkout and payments, run 5 "blue" pods behind a Service and a Gateway API
-HTTPRoute, with 50 simulated requests per second each. Their Rollouts release canary
-steps 10% -> 50% -> 100%; each step is gated by the error-rate analysis, then paused
-until the release window promotes it; abortOn names the on-call alert for the route.
-A new "green" revision of both is pushed before the window opens. checkout's green is
-healthy; payments' green answers 30% errors: its step analysis is a coarse gate (fewer
-than half the requests fail) that lets it through, and the on-call alert (more than 5%
-fail) is what must stop it.
+	out.title("promgate demo: three unattended releases in a compressed night window")
+	out.text(`Three apps, checkout, payments and search, run 5 "blue" pods behind a Service and a
+Gateway API HTTPRoute, with 50 simulated requests per second each. Their Rollouts release
+canary steps 10% -> 50% -> 100%; each step is gated by an analysis, then paused until the
+release window promotes it; abortOn names the on-call alert for the route. A new "green"
+revision of each is pushed before the window opens. checkout's green is healthy;
+payments' green answers 30% errors: its step analysis is a coarse gate (fewer than half
+the requests fail) that lets it through, and the on-call alert (more than 5% fail) is what
+must stop it. search's green answers no errors but takes twice as long (a median of 200 ms
+against blue's 100 ms, both noisy): no threshold is set anywhere, and the statistical
+judge, comparing green's latency with blue's over the same minutes, must stop it.
 `)
 
 	b := startBed(t, out)
 	for _, a := range apps {
-		b.createApp(t, a.name)
+		b.createApp(t, a)
 	}
 	// The step gate's bar is deliberately coarse (fewer than half the requests fail): it
 	// stops a canary that does not work at all, and the team's SLO lives in the alerting
 	// rule, which promgate obeys through abortOn.
 	require.NoError(t, b.Client.Create(context.Background(), fixtures.ErrorRateTemplate(ns, "error-rate", "0.5")))
-	out.say("bed", "apps checkout and payments: Deployment of 5 blue pods, Service, HTTPRoute; AnalysisTemplate error-rate")
+	require.NoError(t, b.Client.Create(context.Background(), fixtures.LatencyJudgeTemplate(ns, "canary-vs-stable", "stable-hash", nil)))
+	out.say("bed", "apps checkout, payments and search: Deployment of 5 blue pods, Service, HTTPRoute; AnalysisTemplates error-rate and canary-vs-stable (a judge of green's mean latency against blue's, in 3 s windows over the last 30 s)")
 
 	loc, err := time.LoadLocation(zone)
 	require.NoError(t, err)
@@ -109,7 +124,7 @@ fail) is what must stop it.
 	out.say("window", "release window %q (seconds field first) in %s for %s: opens at %s, in %s",
 		window.Schedule, zone, windowOpen, opens.Format("15:04:05 MST"), time.Until(opens).Round(time.Second))
 	for _, a := range apps {
-		require.NoError(t, b.Client.Create(context.Background(), rolloutFor(a.name, window)))
+		require.NoError(t, b.Client.Create(context.Background(), rolloutFor(a, window)))
 	}
 	blue := map[string]string{}
 	for _, a := range apps {
@@ -124,6 +139,11 @@ fail) is what must stop it.
 	}
 	w.poll()
 	for _, a := range apps {
+		if a.latency != "" {
+			b.setBehaviour(t, a.name, "echoserver:green", fixtures.Latency(a.latency, latencySpread))
+			out.say(a.name, "pushed a new revision, green (image echoserver:green, no errors, a median latency of %s against blue's %s)", a.latency, blueLatency)
+			continue
+		}
 		b.setTemplate(t, a.name, "echoserver:green", a.errorRate)
 		out.say(a.name, "pushed a new revision, green (image echoserver:green, answers %s errors)", percent(a.errorRate))
 	}
@@ -140,8 +160,8 @@ fail) is what must stop it.
 	}
 	require.NoError(t, outcomeErr)
 
-	healthy, bad := w.app("checkout"), w.app("payments")
-	for _, a := range []*appWatch{healthy, bad} {
+	healthy, bad, slow := w.app("checkout"), w.app("payments"), w.app("search")
+	for _, a := range []*appWatch{healthy, bad, slow} {
 		assert.True(t, a.heldSeen, "%s: the new revision waited for the window", a.name)
 		assert.False(t, a.greenBeforeOpen, "%s: no green pod before the window opened", a.name)
 		if rep := reports[a.name]; assert.NotNil(t, rep, "%s: the release left a report", a.name) && assert.NotEmpty(t, rep.Steps) {
@@ -170,6 +190,20 @@ fail) is what must stop it.
 	assert.Contains(t, ro.Status.AbortReason, alertName)
 	assert.Contains(t, ro.Status.AbortReason, "(webhook)", "delivered by Alertmanager's webhook")
 	assert.Equal(t, map[string]int32{"payments": 100, "payments-canary": 0}, b.routeWeights(t, "payments"), "HTTPRoute: no traffic to the canary")
+
+	rep = reports["search"]
+	require.NotNil(t, rep)
+	assert.Equal(t, v1alpha1.RolloutPhaseAborted, rep.Outcome)
+	assert.Equal(t, v1alpha1.DecidedByAnalysis, rep.DecidedBy, "the judge, not an alert, aborted search")
+	require.NotEmpty(t, rep.Steps)
+	assert.Equal(t, "Failed", rep.Steps[0].Verdict, "at step 1")
+	require.NotEmpty(t, rep.Steps[0].Measurements)
+	assert.Regexp(t, `^latency=score 0 \(Fail\); latency-mean: High, shift \[0\.\d+, 0\.\d+\], medians canary 0\.\d+ baseline 0\.\d+, mean ratio \d`, rep.Steps[0].Measurements[0],
+		"the report says why: the canary's latency is significantly higher")
+	ro = b.get(t, "search")
+	assert.Contains(t, ro.Status.AbortReason, `metric "latency" Failed`)
+	assert.Contains(t, ro.Status.AbortReason, "score 0 is below the marginal threshold 75")
+	assert.Equal(t, map[string]int32{"search": 100, "search-canary": 0}, b.routeWeights(t, "search"), "HTTPRoute: no traffic to the canary")
 	if t.Failed() {
 		return
 	}
@@ -177,7 +211,11 @@ fail) is what must stop it.
 	out.text(fmt.Sprintf(`checkout: green %s released in the window with no human: the window ended both pauses.
 payments: green %s aborted by the %s alert (Prometheus rule -> Alertmanager ->
           promgate's webhook); its HTTPRoute sends it nothing, blue %s serves every request.
-The demo took %s from the start of the test bed.`, healthy.green, bad.green, alertName, bad.blue, out.since().Round(time.Second)))
+search:   green %s aborted by the judge at step 1: its latency, compared window by window
+          with blue's (Mann-Whitney, 98%% confidence), was significantly higher; blue %s
+          serves every request. Read the verdict with
+          kubectl get analysisrun -l promgate.io/rollout=search -o yaml
+The demo took %s from the start of the test bed.`, healthy.green, bad.green, alertName, bad.blue, slow.green, slow.blue, out.since().Round(time.Second)))
 }
 
 // startBed starts everything the demo runs on; all of it stops when the test ends.
@@ -187,21 +225,30 @@ func startBed(t *testing.T, out *printer) *bed {
 		entries = append(entries, trafficsim.Entry{Kind: trafficsim.KindHTTPRoute, Name: a.name, RPS: rps})
 	}
 	b := fixtures.StartBed(t, fixtures.BedOptions{
-		Namespace:  ns,
-		Simulator:  trafficsim.Config{Entries: entries},
+		Namespace: ns,
+		// A fixed seed: the latencies' noise is the same from run to run.
+		Simulator:  trafficsim.Config{Entries: entries, Seed: 14},
 		Rules:      map[string]string{"demo.yaml": canaryErrorRatioRule},
 		AlertToken: alertToken,
 		// The simulator logs read failures and object problems; they belong in the timeline.
 		Log: funcr.New(func(_, args string) { out.say("simulator", "%s", args) }, funcr.Options{}),
 		Say: func(format string, args ...any) { out.say("bed", format, args...) },
 	})
-	out.say("bed", "%d requests/s to each of HTTPRoute/checkout and HTTPRoute/payments; rule %s fires when a canary fails more than 5%% of its requests for 2s", rps, alertName)
+	out.say("bed", "%d requests/s to each of HTTPRoute/checkout, HTTPRoute/payments and HTTPRoute/search; rule %s fires when a canary fails more than 5%% of its requests for 2s", rps, alertName)
 	return &bed{b}
 }
 
-// rolloutFor is the release policy both apps share.
-func rolloutFor(name string, window *v1alpha1.ReleaseWindow) *v1alpha1.Rollout {
+// rolloutFor is the release policy the apps share; an app judged on latency has its steps
+// judged against blue instead of gated on errors.
+func rolloutFor(a app, window *v1alpha1.ReleaseWindow) *v1alpha1.Rollout {
+	name := a.name
 	analysis := &v1alpha1.RolloutAnalysis{Templates: []v1alpha1.RolloutAnalysisTemplate{{TemplateName: "error-rate"}}}
+	if a.latency != "" {
+		analysis = &v1alpha1.RolloutAnalysis{
+			Templates: []v1alpha1.RolloutAnalysisTemplate{{TemplateName: "canary-vs-stable"}},
+			Args:      []v1alpha1.AnalysisRunArgument{{Name: "entry", Value: ptr.To(trafficsim.KindHTTPRoute + "/" + name)}},
+		}
+	}
 	return &v1alpha1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: v1alpha1.RolloutSpec{
@@ -223,10 +270,14 @@ func rolloutFor(name string, window *v1alpha1.ReleaseWindow) *v1alpha1.Rollout {
 }
 
 // createApp creates a 5-replica Deployment of the blue revision, its Service and an
-// HTTPRoute to it.
-func (b *bed) createApp(t *testing.T, name string) {
+// HTTPRoute to it; an app judged on latency answers at blueLatency.
+func (b *bed) createApp(t *testing.T, a app) {
 	t.Helper()
-	b.Create(t, fixtures.App(ns, name, 5)...)
+	objs := fixtures.App(ns, a.name, 5)
+	if a.latency != "" {
+		objs[0].(*appsv1.Deployment).Spec.Template.Annotations = fixtures.Latency(blueLatency, latencySpread)
+	}
+	b.Create(t, objs...)
 }
 
 func (b *bed) get(t *testing.T, name string) *v1alpha1.Rollout {
@@ -250,6 +301,12 @@ func (b *bed) waitPhase(t *testing.T, name string, within time.Duration, phase v
 func (b *bed) setTemplate(t *testing.T, name, image, errorRate string) {
 	t.Helper()
 	require.NoError(t, fixtures.SetTemplate(context.Background(), b.Client, ns, name, image, errorRate))
+}
+
+// setBehaviour pushes a new revision whose pods answer as annotations say.
+func (b *bed) setBehaviour(t *testing.T, name, image string, annotations map[string]string) {
+	t.Helper()
+	require.NoError(t, fixtures.SetBehaviour(context.Background(), b.Client, ns, name, image, annotations))
 }
 
 // routeWeights returns the weights of the HTTPRoute's first rule by backend Service.

@@ -25,7 +25,10 @@
 //
 // Requests nothing routes (a missing entry object, no matching rule, no backend with
 // weight) get 404 with empty service and revision. A revision answers with the error share
-// and latency its pods' annotations (AnnotationErrorRate, AnnotationLatency) give it.
+// and latency its pods' annotations (AnnotationErrorRate, AnnotationLatency) give it; with
+// AnnotationLatencySpread its latencies are log-normal around that median, drawn from a
+// generator per entry point and backend seeded by Config.Seed, so a run is repeatable and
+// Prometheus sees noisy per-revision latency in the request-duration histogram.
 // Requests are deterministic: fractional requests and errors are carried from tick to
 // tick, so a window holds the configured rate and error ratio to within one request. While
 // reads fail, requests follow the last objects read, as a real data plane would.

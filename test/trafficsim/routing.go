@@ -21,10 +21,16 @@ import (
 const (
 	// AnnotationErrorRate is the fraction (0..1) of requests answered 500; default 0.
 	AnnotationErrorRate = "sim.promgate.io/error-rate"
-	// AnnotationLatency is a Go duration every request takes; default DefaultLatency.
+	// AnnotationLatency is the median latency of requests, a Go duration; default
+	// DefaultLatency.
 	AnnotationLatency = "sim.promgate.io/latency"
 	// DefaultLatency is the latency of pods without a valid AnnotationLatency.
 	DefaultLatency = 10 * time.Millisecond
+	// AnnotationLatencySpread is the spread of latencies around the median: the standard
+	// deviation of their natural logarithm (log-normal latencies), a number >= 0, e.g.
+	// "0.25" puts about two thirds of the requests within 22% below to 28% above the
+	// median. Default 0: every request takes the median.
+	AnnotationLatencySpread = "sim.promgate.io/latency-spread"
 )
 
 // The ingress-nginx canary annotations the routing reads.
@@ -136,10 +142,11 @@ type world struct {
 type revision struct {
 	name string
 	pods int
-	// errorRate and latency are the means over the pods; pods of one revision share a
-	// template, so they normally agree.
+	// errorRate, latency (the median) and spread are the means over the pods; pods of
+	// one revision share a template, so they normally agree.
 	errorRate float64
 	latency   time.Duration
+	spread    float64
 }
 
 func newWorld(objs Objects) *world {
@@ -295,15 +302,17 @@ func (w *world) serviceRevisions(name string, subset map[string]string) []revisi
 					index[hash] = i
 					revs = append(revs, revision{name: hash})
 				}
-				errRate, latency := w.podBehaviour(p)
+				b := w.podBehaviour(p)
 				revs[i].pods++
-				revs[i].errorRate += errRate
-				revs[i].latency += latency
+				revs[i].errorRate += b.errorRate
+				revs[i].latency += b.latency
+				revs[i].spread += b.spread
 			}
 		}
 		for i := range revs {
 			revs[i].errorRate /= float64(revs[i].pods)
 			revs[i].latency /= time.Duration(revs[i].pods)
+			revs[i].spread /= float64(revs[i].pods)
 		}
 	}
 	w.revisions[key] = revs
@@ -323,15 +332,22 @@ func (w *world) revision(b Backend) (revision, bool) {
 	return revision{}, false
 }
 
+// behaviour is how a pod answers.
+type behaviour struct {
+	errorRate float64
+	latency   time.Duration
+	spread    float64
+}
+
 // podBehaviour reads a pod's simulation annotations, falling back to the defaults.
-func (w *world) podBehaviour(p *corev1.Pod) (float64, time.Duration) {
-	errRate, latency := 0.0, DefaultLatency
+func (w *world) podBehaviour(p *corev1.Pod) behaviour {
+	b := behaviour{latency: DefaultLatency}
 	if v, ok := p.Annotations[AnnotationErrorRate]; ok {
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil || math.IsNaN(f) || f < 0 || f > 1 {
 			w.problem("pod %s: %s %q is not a fraction in 0..1; using 0", p.Name, AnnotationErrorRate, v)
 		} else {
-			errRate = f
+			b.errorRate = f
 		}
 	}
 	if v, ok := p.Annotations[AnnotationLatency]; ok {
@@ -339,10 +355,18 @@ func (w *world) podBehaviour(p *corev1.Pod) (float64, time.Duration) {
 		if err != nil || d < 0 {
 			w.problem("pod %s: %s %q is not a non-negative Go duration; using %s", p.Name, AnnotationLatency, v, DefaultLatency)
 		} else {
-			latency = d
+			b.latency = d
 		}
 	}
-	return errRate, latency
+	if v, ok := p.Annotations[AnnotationLatencySpread]; ok {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+			w.problem("pod %s: %s %q is not a finite number >= 0; using 0", p.Name, AnnotationLatencySpread, v)
+		} else {
+			b.spread = f
+		}
+	}
+	return b
 }
 
 // location is one host and path an Ingress serves, and the Service behind it ("" when the

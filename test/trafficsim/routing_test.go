@@ -464,6 +464,22 @@ func TestRoute(t *testing.T) {
 			all:    Shares{stable: 0.4, green: 0.6},
 		},
 		{
+			// A step's fresh baseline: pods of the stable template under a hash of their
+			// own, behind a Service of their own, weighted like any backend.
+			name: "httproute sends a fresh baseline's Service its weight, by its pods' own hash",
+			objs: with(base(), func(o *Objects) {
+				o.Services = append(o.Services, service("shop-baseline", map[string]string{"app": "shop", podTemplateHash: "b1"}))
+				o.Pods = concat(o.Pods, pods("shop", "b1", 2, nil))
+				o.HTTPRoutes = []gatewayv1.HTTPRoute{httpRoute("shop",
+					gatewayv1.HTTPRouteRule{BackendRefs: []gatewayv1.HTTPBackendRef{
+						backendRef("shop", ptr.To[int32](60)), backendRef("shop-canary", ptr.To[int32](20)), backendRef("shop-baseline", ptr.To[int32](20)),
+					}},
+				)}
+			}),
+			entry: Entry{Kind: KindHTTPRoute, Name: "shop"},
+			plain: Shares{stable: 0.6, green: 0.2, {Service: "shop-baseline", Revision: "b1"}: 0.2},
+		},
+		{
 			name: "httproute rules are taken in order",
 			objs: with(base(), func(o *Objects) {
 				o.HTTPRoutes = []gatewayv1.HTTPRoute{httpRoute("shop",
@@ -619,14 +635,14 @@ func TestRouteBehaviour(t *testing.T) {
 	objs := base()
 	objs.Pods = concat(
 		pods("shop", "s1", 2, map[string]string{AnnotationErrorRate: "0.1", AnnotationLatency: "20ms"}),
-		pods("shop", "s1", 2, map[string]string{AnnotationErrorRate: "0.3", AnnotationLatency: "40ms"})[0:1],
+		pods("shop", "s1", 2, map[string]string{AnnotationErrorRate: "0.3", AnnotationLatency: "40ms", AnnotationLatencySpread: "0.2"})[0:1],
 		pods("shop", "c1", 1, map[string]string{AnnotationErrorRate: " 0.5 "}),
 	)
 	objs.Pods[2].Name = "odd-one"
 	w := newWorld(caughtUp(objs))
 	blue, ok := w.revision(allBlue)
 	assert.True(t, ok)
-	assert.Equal(t, revision{name: "s1", pods: 3, errorRate: (0.1 + 0.1 + 0.3) / 3, latency: (20 + 20 + 40) * time.Millisecond / 3}, blue)
+	assert.Equal(t, revision{name: "s1", pods: 3, errorRate: (0.1 + 0.1 + 0.3) / 3, latency: (20 + 20 + 40) * time.Millisecond / 3, spread: 0.2 / 3}, blue)
 	green, ok := w.revision(allGreen)
 	assert.True(t, ok)
 	assert.Equal(t, revision{name: "c1", pods: 1, errorRate: 0.5, latency: DefaultLatency}, green)

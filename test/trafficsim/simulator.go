@@ -60,6 +60,9 @@ type Config struct {
 	Entries   []Entry
 	// Tick is how often the objects are read and requests emitted; default DefaultTick.
 	Tick time.Duration
+	// Seed seeds the latency noise (AnnotationLatencySpread): one seed and one routing
+	// give the same latencies, request by request.
+	Seed uint64
 }
 
 // Simulator routes simulated requests through the live objects of one namespace and
@@ -128,7 +131,7 @@ func New(cfg Config) (*Simulator, error) {
 		s.entries = append(s.entries, e)
 		s.rps[key] = e.RPS
 	}
-	m, err := newMetrics(s.registry)
+	m, err := newMetrics(s.registry, cfg.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("trafficsim: registering metrics: %w", err)
 	}

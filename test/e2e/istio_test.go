@@ -110,14 +110,22 @@ func TestIstioReleases(t *testing.T) {
 
 		ro = b.waitPhase(t, app, 2*time.Minute, v1alpha1.RolloutPhaseAborted)
 		assert.Contains(t, ro.Status.AbortReason, "error-rate")
-		after := b.getIstio(t, "VirtualService", app)
-		assert.Equal(t, before.Object["spec"], after.Object["spec"], "the user's routes exactly")
-		assert.NotContains(t, after.GetAnnotations(), traffic.AnnotationOriginalHTTP)
+		assert.Equal(t, []map[string]int64{{app: 100, app + "-canary": 0}}, b.vsWeights(t, app),
+			"aborted: the header route gone, no weight to the canary (as the Gateway API router does)")
 		assert.Equal(t, withHash(origSelector, blue), b.selector(t, app), "all traffic on blue")
 		require.Eventually(t, func() bool {
 			split := b.sim.Snapshot().Entry(trafficsim.KindVirtualService, app)
 			return split.All[trafficsim.Backend{Service: app, Revision: blue}] > 0.99
 		}, 10*time.Second, 200*time.Millisecond, "every request back on blue")
+
+		b.setTemplate(t, app, "echoserver:blue", "0")
+		b.waitPhase(t, app, time.Minute, v1alpha1.RolloutPhaseCancelled)
+		require.Eventually(t, func() bool {
+			return b.get(t, app).Status.CanaryRevision == ""
+		}, time.Minute, 100*time.Millisecond, "the cancelled release ends")
+		assert.NotContains(t, b.getIstio(t, "VirtualService", app).GetAnnotations(), traffic.AnnotationOriginalHTTP)
+		assert.Equal(t, before.Object["spec"], b.getIstio(t, "VirtualService", app).Object["spec"], "the user's routes exactly")
+		assert.Equal(t, origSelector, b.selector(t, app))
 	})
 
 	t.Run("to DestinationRule subsets, completed", func(t *testing.T) {

@@ -89,7 +89,7 @@ bench: testbin
 
 ## demo: the main job end to end on the embedded test bed. The tools are built first (with
 ## progress, and no test timeout to cut a first build short); the demo prints its own
-## timeline and fails unless both releases end as it says.
+## timeline and fails unless its three releases end as it says.
 demo: testbin
 	$(GO) test ./test/demo -run TestDemo -count=1 -v -timeout 10m
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -79,7 +80,9 @@ func Lint(prog string, args []string, stdout, stderr io.Writer) int {
 	for _, f := range files {
 		templates, err := loadTemplates(f)
 		if err != nil {
-			fmt.Fprintf(stdout, "%v\n", err)
+			// One line, as every problem: the YAML decoder lists its errors on lines of
+			// their own.
+			fmt.Fprintln(stdout, strings.Join(strings.Fields(err.Error()), " "))
 			code = ExitInvalidInput
 			continue
 		}

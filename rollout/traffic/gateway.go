@@ -61,17 +61,9 @@ func (r *gatewayRouter) Validate(ctx context.Context, steps []v1alpha1.RolloutSt
 			return err
 		}
 	}
-	return checkSteps(steps, stepsPath, func(path *field.Path, _ *int32, matches []v1alpha1.HTTPRouteMatch) *field.Error {
-		if len(matches) == 0 {
-			return nil
-		}
-		if err := checkHeaders(matches); err != nil {
-			return field.Invalid(path.Child("matches"), matches, err.Error())
-		}
-		if _, err := r.weightedRules(orig, 0, matches); err != nil {
-			return field.Invalid(path.Child("matches"), matches, fmt.Sprintf("HTTPRoute %q cannot carry these matches: %v", r.routeName(), err))
-		}
-		return nil
+	return checkStepMatches(steps, stepsPath, fmt.Sprintf("HTTPRoute %q", r.routeName()), func(matches []v1alpha1.HTTPRouteMatch) error {
+		_, err := r.weightedRules(orig, 0, matches)
+		return err
 	})
 }
 

@@ -92,17 +92,9 @@ func (r *istioRouter) Validate(ctx context.Context, steps []v1alpha1.RolloutStep
 			return err
 		}
 	}
-	return checkSteps(steps, stepsPath, func(path *field.Path, _ *int32, matches []v1alpha1.HTTPRouteMatch) *field.Error {
-		if len(matches) == 0 {
-			return nil
-		}
-		if err := checkHeaders(matches); err != nil {
-			return field.Invalid(path.Child("matches"), matches, err.Error())
-		}
-		if _, err := r.weightedHTTP(orig, 0, matches); err != nil {
-			return field.Invalid(path.Child("matches"), matches, fmt.Sprintf("VirtualService %q cannot carry these matches: %v", r.vsName(), err))
-		}
-		return nil
+	return checkStepMatches(steps, stepsPath, fmt.Sprintf("VirtualService %q", r.vsName()), func(matches []v1alpha1.HTTPRouteMatch) error {
+		_, err := r.weightedHTTP(orig, 0, matches)
+		return err
 	})
 }
 

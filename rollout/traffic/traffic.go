@@ -218,6 +218,24 @@ func checkSteps(steps []v1alpha1.RolloutStep, stepsPath *field.Path, check stepC
 	return errors.Join(errs...)
 }
 
+// checkStepMatches checks every step's header matches, and that object (a route the
+// router rewrites, named for the message) can carry them: carry builds its routes with
+// them.
+func checkStepMatches(steps []v1alpha1.RolloutStep, stepsPath *field.Path, object string, carry func([]v1alpha1.HTTPRouteMatch) error) error {
+	return checkSteps(steps, stepsPath, func(path *field.Path, _ *int32, matches []v1alpha1.HTTPRouteMatch) *field.Error {
+		if len(matches) == 0 {
+			return nil
+		}
+		if err := checkHeaders(matches); err != nil {
+			return field.Invalid(path.Child("matches"), matches, err.Error())
+		}
+		if err := carry(matches); err != nil {
+			return field.Invalid(path.Child("matches"), matches, fmt.Sprintf("%s cannot carry these matches: %v", object, err))
+		}
+		return nil
+	})
+}
+
 // headerToken is RFC 7230's token, the only header names proxies accept.
 var headerToken = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+\-.^_` + "`" + `|~]+$`)
 

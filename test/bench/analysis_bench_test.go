@@ -146,6 +146,36 @@ func cpuSeconds(b *testing.B, pid int) float64 {
 	return (utime + stime) / clockTicks
 }
 
+// machineBusySeconds is the CPU time every process on the machine has used (the bed's
+// servers, the controller, the benchmark): on 2 cores, where the controller's figures
+// stop being its own.
+func machineBusySeconds(b *testing.B) float64 {
+	b.Helper()
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		b.Fatalf("/proc/stat starts with %q", line)
+	}
+	var busy float64
+	// user nice system idle iowait irq softirq steal: all but idle and iowait.
+	for i, f := range fields[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			b.Fatalf("/proc/stat: %v", err)
+		}
+		busy += v
+	}
+	const clockTicks = 100 // USER_HZ on Linux
+	return busy / clockTicks
+}
+
 func rssMiB(b *testing.B, pid int) float64 {
 	b.Helper()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

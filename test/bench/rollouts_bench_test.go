@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -384,7 +385,7 @@ func BenchmarkRollouts1000(b *testing.B) {
 	s := startScaleBed(b, n, steps, template)
 	tr := watchTransitions(b, s)
 	rss := sampleRSS(b, s.pg.Pid())
-	apiBefore, cpuBefore := apiCounts(b, s.pg), cpuSeconds(b, s.pg.Pid())
+	apiBefore, cpuBefore, machineBefore := apiCounts(b, s.pg), cpuSeconds(b, s.pg.Pid()), machineBusySeconds(b)
 	reconcilesBefore := reconciles(b, s.pg)
 	start := time.Now()
 	b.ResetTimer()
@@ -403,6 +404,7 @@ func BenchmarkRollouts1000(b *testing.B) {
 	profiled()
 	s.prof.heap("rollouts")
 	cores := (cpuSeconds(b, s.pg.Pid()) - cpuBefore) / elapsed.Seconds()
+	machine := (machineBusySeconds(b) - machineBefore) / elapsed.Seconds()
 	apiAfter := apiCounts(b, s.pg)
 	reconcilesAfter := reconciles(b, s.pg)
 	var total float64
@@ -423,6 +425,7 @@ func BenchmarkRollouts1000(b *testing.B) {
 	b.ReportMetric(float64(n), "rollouts")
 	b.ReportMetric(float64(completed), "completed")
 	b.ReportMetric(cores, "cpu_cores")
+	b.ReportMetric(machine, "machine_cores")
 	b.ReportMetric(peak, "rss_MiB")
 	b.ReportMetric(total, "api_req/s")
 	b.ReportMetric(quantile(lat, 0.5), "p50_transition_ms")
@@ -433,7 +436,8 @@ func BenchmarkRollouts1000(b *testing.B) {
 	fmt.Printf("  release duration p50 %.1f s, p99 %.1f s, max %.1f s\n", quantile(durations, 0.5)/1000, quantile(durations, 0.99)/1000, quantile(durations, 1)/1000)
 	fmt.Printf("  step transition  p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d transitions (target p99 < 1 s; watches reopened %d times)\n",
 		quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 1), len(lat), tr.rewatched.Load())
-	fmt.Printf("  controller %.3f cores, peak RSS %.1f MiB (target < 200 MiB), %.0f API requests/s\n", cores, peak, total)
+	fmt.Printf("  controller %.3f cores, peak RSS %.1f MiB (target < 200 MiB), %.0f API requests/s, %.1f API requests per release; the machine %.2f of %d cores busy\n",
+		cores, peak, total, total*elapsed.Seconds()/float64(s.n), machine, runtime.NumCPU())
 	for _, c := range []string{"rollout", "analysisrun"} {
 		n := reconcilesAfter[c] - reconcilesBefore[c]
 		fmt.Printf("  %s reconciles %.0f (%.1f per release), %.0f/s; reconcile duration p50 %s, p99 %s (bucket bounds, since start)\n", c, n, n/float64(s.n), n/elapsed.Seconds(),

@@ -85,7 +85,7 @@ chaos: testbin
 
 ## bench: benchmarks print their figures (no timing assertions anywhere).
 bench: testbin
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)
 
 ## demo: the main job end to end on the embedded test bed. The tools are built first (with
 ## progress, and no test timeout to cut a first build short); the demo prints its own

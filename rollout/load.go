@@ -69,12 +69,10 @@ func (s *state) loadWorkload(ctx context.Context) (workload, error) {
 	return d, nil
 }
 
-// firstOf says whether a was created before b, so of two Rollouts on one Deployment the
-// older keeps it.
-// releaser names the Rollout other than ro that releases the workload owner (its
-// annotation) names, or "" when ro may. The Rollout that took the workload over keeps
-// it; only when none of the live ones has does the oldest win, so an older Rollout that
-// never took it (an invalid one, say) is not named in place of the one that did.
+// releaser names the Rollout other than ro that releases a workload whose owner
+// annotation says owner, or "" when ro may. The Rollout that took the workload over keeps
+// it; only when no live one has does the oldest win, so an older Rollout that never took
+// it (an invalid one, say) is not named in place of the one that did.
 func releaser(owner string, ro *v1alpha1.Rollout, all []v1alpha1.Rollout) string {
 	var live []*v1alpha1.Rollout
 	for i := range all {
@@ -96,6 +94,8 @@ func releaser(owner string, ro *v1alpha1.Rollout, all []v1alpha1.Rollout) string
 	return ""
 }
 
+// firstOf says whether a was created before b, so of two Rollouts on one Deployment the
+// older keeps it.
 func firstOf(a, b *v1alpha1.Rollout) bool {
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)

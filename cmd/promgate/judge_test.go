@@ -5,11 +5,20 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/promgate/promgate/test/fakeprom"
+	"github.com/promgate/promgate/test/testbed"
 )
 
 const judgeTemplate = `apiVersion: promgate.io/v1alpha1
@@ -78,4 +87,63 @@ func TestAnalyzeJudge(t *testing.T) {
 	assert.Contains(t, lintOut.String(), bad+": AnalysisTemplate/canary-vs-stable: metrics[canary-vs-stable].successCondition: a judge metric is decided by its provider itself; a condition could only contradict it")
 	lintOut.Reset()
 	assert.Equal(t, exitSuccessful, lint([]string{file}, &lintOut, &stderr), lintOut.String())
+}
+
+// noisyLatency exports each revision's latency as a gauge that draws a fresh log-normal
+// value around the revision's median at every scrape, as a real service's p99 moves.
+type noisyLatency struct {
+	desc    *prometheus.Desc
+	mu      sync.Mutex
+	rng     *rand.Rand
+	medians map[string]float64
+}
+
+func (c *noisyLatency) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *noisyLatency) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for rev, median := range c.medians {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, median*math.Exp(0.1*c.rng.NormFloat64()), rev)
+	}
+}
+
+// TestBinaryJudgeAgainstPrometheus runs `promgate analyze` as a binary with a judge
+// template against a real Prometheus that scraped noisy latencies for 20 s: the exit
+// code is the verdict.
+func TestBinaryJudgeAgainstPrometheus(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&noisyLatency{
+		desc:    prometheus.NewDesc("promgate_cli_latency_seconds", "p99 latency", []string{"revision"}, nil),
+		rng:     rand.New(rand.NewPCG(7, 14)),
+		medians: map[string]float64{"stable": 0.1, "same": 0.1, "slow": 0.2},
+	})
+	prom := testbed.StartPrometheus(t, testbed.PrometheusOptions{Targets: []string{testbed.Serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))}})
+	c, err := api.NewClient(api.Config{Address: prom.URL})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		v, _, _, err := promv1.NewAPI(c).Query(context.Background(), `count_over_time(promgate_cli_latency_seconds{revision="slow"}[20s]) >= 19`, time.Now())
+		vec, ok := v.(model.Vector)
+		return err == nil && ok && len(vec) == 1
+	}, time.Minute, time.Second, "20 s of scrapes")
+	file := writeFile(t, strings.NewReplacer(
+		"lookback: 5m", "lookback: 20s", "step: 15s", "step: 1s",
+		// Aggregated, as users write them: the sides pair by label set, and the revision
+		// label (and instance, job) would tell them apart.
+		`latency{revision="{{args.stable-hash}}"}`, `max(promgate_cli_latency_seconds{revision="{{args.stable-hash}}"})`,
+		`latency{revision="{{args.canary-hash}}"}`, `max(promgate_cli_latency_seconds{revision="{{args.canary-hash}}"})`,
+	).Replace(judgeTemplate))
+	analyzeCanary := func(hash string) (string, int) {
+		return run(t, "analyze", "-f", file, "--prometheus", prom.URL, "--arg", "stable-hash=stable", "--arg", "canary-hash="+hash)
+	}
+
+	out, code := analyzeCanary("slow")
+	assert.Equal(t, exitFailed, code, out)
+	assert.Regexp(t, `latency-p99: High, shift \[0\.\d+, 0\.\d+\], medians canary 0\.(19|2)\d* baseline 0\.(09|1)\d*`, out)
+	out, code = analyzeCanary("same")
+	assert.Equal(t, exitSuccessful, code, out)
+	assert.Contains(t, out, "latency-p99: Pass")
+	out, code = analyzeCanary("gone")
+	assert.Equal(t, exitInconclusive, code, out)
+	assert.Contains(t, out, "latency-p99: NoData")
 }

@@ -53,6 +53,9 @@ func (s *Source) explain(all []judged, sum stats.Summary, noData bool) string {
 // message says why the phase, from the summary's figures, with as few names as it takes.
 func (s *Source) message(all []judged, sum stats.Summary, noData bool) string {
 	if noData {
+		if name := s.unpaired(all); name != "" {
+			return fmt.Sprintf("no scored comparison has data on both sides: the baseline's and the canary's series of %s share no label set (aggregate away the labels that tell them apart: sum by, or without the revision label)", name)
+		}
 		return "no scored comparison has data on both sides"
 	}
 	scored, missing := 0, 0
@@ -182,4 +185,31 @@ func cut(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// unpaired names the first scored comparison whose sides both had series but of no label
+// set in common: the queries, not the canary, are what went wrong.
+func (s *Source) unpaired(all []judged) string {
+	type sides struct{ baseline, canary bool }
+	seen := map[int]*sides{}
+	for _, j := range all {
+		c := s.comparisons[j.comparison]
+		if c.muted || j.only == "" {
+			continue
+		}
+		sd := seen[j.comparison]
+		if sd == nil {
+			sd = &sides{}
+			seen[j.comparison] = sd
+		}
+		if j.only == sideName(0) {
+			sd.baseline = true
+		} else {
+			sd.canary = true
+		}
+		if sd.baseline && sd.canary {
+			return c.name
+		}
+	}
+	return ""
 }

@@ -88,7 +88,10 @@ func (s *Source) Describe() providers.Description { return s.desc }
 type judged struct {
 	comparison int
 	labels     string
-	result     stats.Result
+	// only names the one side that had a series of this label set ("baseline" or
+	// "canary"), "" when both had one or neither.
+	only   string
+	result stats.Result
 }
 
 // Fetch queries both sides of every comparison at q's tick, judges and scores them. Its time
@@ -129,7 +132,7 @@ func (s *Source) Fetch(ctx context.Context, q providers.Query) (providers.Respon
 		}
 		for _, p := range pairs {
 			r := stats.Classify(p.baseline, p.canary, c.settings)
-			all = append(all, judged{comparison: i, labels: p.labels, result: r})
+			all = append(all, judged{comparison: i, labels: p.labels, only: p.only, result: r})
 			results = append(results, stats.MetricResult{Name: c.name + p.labels, Group: c.group, Muted: c.muted, Result: r})
 		}
 	}
@@ -208,6 +211,8 @@ type pair struct {
 	// labels is the label set as PromQL writes it, "" when it is empty.
 	labels           string
 	baseline, canary []float64
+	// only is the side that alone had a series of the label set, as judged's.
+	only string
 }
 
 // align pairs the series of both sides by label set, in the order of their labels. Each
@@ -245,6 +250,12 @@ func align(baseline, canary metricsq.Result, points int) ([]pair, error) {
 	for _, p := range byLabels {
 		if (p.baseline == nil || p.canary == nil) && missing == nil {
 			missing = pad(nil, points)
+		}
+		switch {
+		case p.baseline == nil && p.canary != nil:
+			p.only = sideName(1)
+		case p.canary == nil && p.baseline != nil:
+			p.only = sideName(0)
 		}
 		if p.baseline == nil {
 			p.baseline = missing

@@ -425,3 +425,22 @@ func TestValidation(t *testing.T) {
 		assert.Equal(t, field.ErrorTypeInternal, errs[0].Field.Type)
 	})
 }
+
+// Queries whose sides keep the label that tells them apart never pair: the message says
+// so, instead of only that there is no data.
+func TestUnpairedSidesAreNamed(t *testing.T) {
+	prom := fakeprom.New(t)
+	rev := func(r string, v []float64) fakeprom.Series {
+		return fakeprom.Series{Labels: map[string]string{"revision": r}, Values: v}
+	}
+	prom.Set("raw_stable", rev("s", latencies(1, 0.1, 0.1)))
+	prom.Set("raw_canary", rev("c", latencies(2, 0.1, 0.1)))
+	m, _ := measure(t, mustExecutor(t), prom, runSpec(judgeSpec(comparison("latency", "raw_stable", "raw_canary")), "s", "c"))
+	assert.Equal(t, v1alpha1.AnalysisPhaseInconclusive, m.Phase)
+	assert.Contains(t, m.Message, `the baseline's and the canary's series of latency share no label set`)
+
+	prom.Set("raw_canary")
+	m, _ = measure(t, mustExecutor(t), prom, runSpec(judgeSpec(comparison("latency", "raw_stable", "raw_canary")), "s", "c"))
+	assert.Equal(t, v1alpha1.AnalysisPhaseInconclusive, m.Phase)
+	assert.NotContains(t, m.Message, "share no label set", "a canary with no series at all is no data, not a query mistake")
+}

@@ -171,11 +171,7 @@ func (a *app) changeCommand(use, short string, args int, status bool, decide fun
 		Use:   use,
 		Short: short,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			ns, err := a.namespace()
+			c, ns, err := a.connectIn()
 			if err != nil {
 				return err
 			}

@@ -39,11 +39,7 @@ func (a *app) getCommand() *cobra.Command {
 		Aliases: []string{"rollouts", "ro"},
 		Short:   "Show a Rollout: its state, traffic, window and images, then its revisions, pods and analysis runs",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return err
-			}
-			ns, err := a.namespace()
+			c, ns, err := a.connectIn()
 			if err != nil {
 				return err
 			}

@@ -71,6 +71,19 @@ func (a *app) connectFlags() (client.WithWatch, error) {
 	return c, nil
 }
 
+// connectIn connects and says the namespace a verb on one Rollout works in.
+func (a *app) connectIn() (client.WithWatch, string, error) {
+	c, err := a.connect()
+	if err != nil {
+		return nil, "", err
+	}
+	ns, err := a.namespace()
+	if err != nil {
+		return nil, "", err
+	}
+	return c, ns, nil
+}
+
 // namespace is -n, or the kubeconfig context's namespace.
 func (a *app) namespace() (string, error) {
 	if a.flags.Namespace != nil && *a.flags.Namespace != "" {
@@ -129,11 +142,7 @@ func (a *app) rolloutArg(cmd *cobra.Command, n int) {
 // completeRollouts lists the names of the namespace's Rollouts that start with prefix;
 // completion says nothing about an error, so a shell never prints one mid-line.
 func (a *app) completeRollouts(ctx context.Context, prefix string) []cobra.Completion {
-	c, err := a.connect()
-	if err != nil {
-		return nil
-	}
-	ns, err := a.namespace()
+	c, ns, err := a.connectIn()
 	if err != nil {
 		return nil
 	}

@@ -215,11 +215,7 @@ func (a *app) statusCommand() *cobra.Command {
 A Rollout held by a closed release window is waited for. This is what CI calls after
 kubectl apply.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return &exitError{code: statusError, err: err}
-			}
-			ns, err := a.namespace()
+			c, ns, err := a.connectIn()
 			if err != nil {
 				return &exitError{code: statusError, err: err}
 			}

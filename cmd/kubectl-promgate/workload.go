@@ -304,11 +304,7 @@ func (a *app) setCommand() *cobra.Command {
 // runWorkloadChange applies decide and prints what it did, or unchanged when it found
 // nothing to do.
 func (a *app) runWorkloadChange(ctx context.Context, name string, decide func(*v1alpha1.Rollout, workload) (string, error), unchanged string) error {
-	c, err := a.connect()
-	if err != nil {
-		return err
-	}
-	ns, err := a.namespace()
+	c, ns, err := a.connectIn()
 	if err != nil {
 		return err
 	}

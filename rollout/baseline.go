@@ -47,33 +47,18 @@ func baselineHash(stable string) string {
 
 func baselineName(ro *v1alpha1.Rollout) string { return ro.Name + baselineSuffix }
 
-// baselineProgress is how far a step's baseline pods are.
-type baselineProgress struct {
-	want, ready int32
-	done        bool
-	// waiting says what the baseline waits for before there are pods to count.
-	waiting string
-}
-
-func (p baselineProgress) String() string {
-	if p.waiting != "" {
-		return p.waiting
-	}
-	return fmt.Sprintf("%d/%d baseline pods ready", p.ready, p.want)
-}
-
 // stepBaseline runs the baseline of the step in progress, or drops one a step without a
 // baseline still has (its spec was edited). A step without one is done at once.
-func (s *state) stepBaseline(ctx context.Context, step v1alpha1.RolloutStep, path *field.Path) (baselineProgress, error) {
+func (s *state) stepBaseline(ctx context.Context, step v1alpha1.RolloutStep, path *field.Path) (stepProgress, error) {
 	st := &s.ro.Status
 	if step.Baseline == nil {
-		return baselineProgress{done: true}, s.dropBaseline(ctx)
+		return stepProgress{done: true}, s.dropBaseline(ctx)
 	}
 	want := baselineHash(st.StableRevision)
 	if st.BaselineRevision != want {
 		// Named in status before it exists, so whatever ends the step finds it.
 		st.BaselineRevision = want
-		return baselineProgress{want: step.Baseline.Replicas, waiting: "recording the baseline before its pods start"}, nil
+		return stepProgress{pods: "baseline", want: step.Baseline.Replicas, waiting: "recording the baseline before its pods start"}, nil
 	}
 	return s.ensureBaseline(ctx, step.Baseline.Replicas, path.Child("baseline"))
 }
@@ -81,20 +66,20 @@ func (s *state) stepBaseline(ctx context.Context, step v1alpha1.RolloutStep, pat
 // ensureBaseline creates or corrects the baseline ReplicaSet at n pods of the stable
 // template, deciding from the API server's copy: a cached one a create behind would
 // make a second.
-func (s *state) ensureBaseline(ctx context.Context, n int32, path *field.Path) (baselineProgress, error) {
+func (s *state) ensureBaseline(ctx context.Context, n int32, path *field.Path) (stepProgress, error) {
 	st := &s.ro.Status
 	d, ok := s.w.(*deployment)
 	if !ok {
-		return baselineProgress{}, field.Forbidden(path, fmt.Sprintf("a baseline runs beside a Deployment's pods, not a %s's", s.ro.Spec.WorkloadRef.Kind))
+		return stepProgress{}, field.Forbidden(path, fmt.Sprintf("a baseline runs beside a Deployment's pods, not a %s's", s.ro.Spec.WorkloadRef.Kind))
 	}
 	stable := d.revs.byHash[st.StableRevision]
 	if stable == nil {
-		return baselineProgress{}, fmt.Errorf("starting the baseline: Deployment %s has no ReplicaSet of the stable revision %s", d.d.Name, st.StableRevision)
+		return stepProgress{}, fmt.Errorf("starting the baseline: Deployment %s has no ReplicaSet of the stable revision %s", d.d.Name, st.StableRevision)
 	}
 	if _, taken := d.revs.byHash[st.BaselineRevision]; taken {
-		return baselineProgress{}, fmt.Errorf("starting the baseline: its pod-template-hash %s is a revision of Deployment %s", st.BaselineRevision, d.d.Name)
+		return stepProgress{}, fmt.Errorf("starting the baseline: its pod-template-hash %s is a revision of Deployment %s", st.BaselineRevision, d.d.Name)
 	}
-	p := baselineProgress{want: n}
+	p := stepProgress{pods: "baseline", want: n}
 	var rs appsv1.ReplicaSet
 	key := client.ObjectKey{Namespace: s.ro.Namespace, Name: baselineName(s.ro)}
 	err := s.r.APIReader.Get(ctx, key, &rs)

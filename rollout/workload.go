@@ -84,11 +84,17 @@ type stepProgress struct {
 	done        bool
 	// waiting says what the step waits for before there are new pods to count.
 	waiting string
+	// pods names the pods counted, "new" when empty ("baseline" for a step's baseline).
+	pods string
 }
 
 func (p stepProgress) String() string {
 	if p.waiting != "" {
 		return p.waiting
 	}
-	return fmt.Sprintf("%d/%d new pods ready", p.ready, p.want)
+	pods := p.pods
+	if pods == "" {
+		pods = "new"
+	}
+	return fmt.Sprintf("%d/%d %s pods ready", p.ready, p.want, pods)
 }
